@@ -1,0 +1,74 @@
+"""Gradient checking: compare backward() with finite differences.
+
+For a function f of some tensors and a fixed random upstream gradient g, the scalar
+L = sum(f(x) * g) has dL/dx = (what backward computes) and, numerically,
+dL/dx_i ~ (L(x_i + h) - L(x_i - h)) / 2h. A random g rather than ones matters: softmax
+outputs sum to one, so with g = 1 their true gradient is 0 and any bug would pass.
+Run it in float64; float32 rounding swamps central differences.
+"""
+import numpy as np
+
+from minisum.autograd import Tensor, no_grad
+from minisum.backend import get_array_module, to_numpy
+
+TINY = 1e-12
+
+
+class GradcheckError(AssertionError):
+    """The analytic and numerical gradients disagree."""
+
+
+def relative_error(analytic, numeric):
+    """|a - n| / max(|a| + |n|, tiny), elementwise: 0 for a match, 1 for opposite signs."""
+    return np.abs(analytic - numeric) / np.maximum(np.abs(analytic) + np.abs(numeric), TINY)
+
+
+def numerical_gradient(fn, inputs, index, upstream, eps):
+    """Central differences of sum(fn(*inputs) * upstream) with respect to inputs[index]."""
+    x = inputs[index].data
+    grad = np.zeros(x.shape, dtype=np.float64)
+    with no_grad():
+        for i in np.ndindex(x.shape):
+            original = x[i].item()
+            x[i] = original + eps
+            plus = (fn(*inputs).data * upstream).sum().item()
+            x[i] = original - eps
+            minus = (fn(*inputs).data * upstream).sum().item()
+            x[i] = original
+            grad[i] = (plus - minus) / (2 * eps)
+    return grad
+
+
+def gradcheck(fn, *inputs, eps=1e-6, tol=1e-6, seed=0):
+    """Check every gradient of `fn` at `inputs`; return the worst relative error per input.
+
+    inputs: tensors (those with requires_grad are checked; use float64) or other arguments.
+    Raises GradcheckError naming the input, the worst relative error and where it occurred.
+    """
+    rng = np.random.default_rng(seed)
+    out = fn(*inputs)
+    xp = get_array_module(out.data)
+    upstream = xp.asarray(rng.standard_normal(out.shape)).astype(out.dtype)
+
+    checked = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
+    for i in checked:
+        inputs[i].grad = None
+    out.backward(upstream)
+
+    worst = {}
+    for i in checked:
+        analytic = inputs[i].grad
+        analytic = np.zeros(inputs[i].shape) if analytic is None else to_numpy(analytic).astype(np.float64)
+        numeric = numerical_gradient(fn, inputs, i, upstream, eps)
+        errors = relative_error(analytic, numeric)
+        # Entries where both gradients are ~0 carry no information; skip them.
+        errors[(np.abs(analytic) < TINY * 1e3) & (np.abs(numeric) < TINY * 1e3)] = 0.0
+        where = np.unravel_index(int(np.argmax(errors)), errors.shape) if errors.size else ()
+        worst[i] = float(errors.max()) if errors.size else 0.0
+        if worst[i] > tol:
+            raise GradcheckError(
+                f"gradient of input {i} (shape {inputs[i].shape}) is wrong: worst relative error "
+                f"{worst[i]:.2e} at index {tuple(int(j) for j in where)} "
+                f"(analytic {analytic[where]:.6g}, numerical {numeric[where]:.6g}, tolerance {tol:.0e})")
+    return worst
+
