@@ -43,7 +43,7 @@ class Mean(Function):
     def forward(self, x):
         self.shape = x.shape
         y = x.mean(axis=self.axis, keepdims=self.keepdims)
-        self.count = x.size // max(y.size, 1)
+        self.count = x.size // y.size  # how many values each output averages
         return y
 
     def backward(self, gy):

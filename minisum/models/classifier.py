@@ -1,0 +1,37 @@
+"""The two document classifiers of the paper's classification benchmark (PAPER.md section 2).
+
+Both read (B, T) word ids and return logits: (B, C) for C classes, (B, 1) for a binary
+task (one sigmoid unit). Initialisation is Keras' default, as in the reference.
+
+    summation:  x * (pos + 1) -> Dense(relu, no bias) -> sum over T -> Dense(C)
+    attention:  x + pos -> 4-head attention (key size 256) -> mean over T -> Dense(C)
+"""
+from minisum.nn import Dense, Embedding, Module, MultiHeadAttention, SummationPooling
+from minisum.nn import init
+
+
+def output_units(n_classes):
+    """One sigmoid unit for two classes, else one logit per class."""
+    return 1 if n_classes == 2 else n_classes
+
+
+class SummationClassifier(Module):
+    def __init__(self, vocab_size=10000, seq_len=256, d_model=256, n_classes=2):
+        self.embedding = Embedding(vocab_size, d_model, init_style="keras")
+        self.summation = SummationPooling(seq_len, d_model, pos_bias=1.0)
+        self.head = Dense(d_model, output_units(n_classes))
+
+    def forward(self, ids):
+        return self.head(self.summation(self.embedding(ids)))  # (B, C)
+
+
+class AttentionClassifier(Module):
+    def __init__(self, vocab_size=10000, seq_len=256, d_model=256, n_classes=2, n_heads=4, head_dim=256):
+        self.embedding = Embedding(vocab_size, d_model, init_style="keras")
+        self.pos = init.normal((seq_len, d_model), std=0.02)
+        self.attention = MultiHeadAttention(d_model, n_heads, head_dim=head_dim, init_style="keras")
+        self.head = Dense(d_model, output_units(n_classes))
+
+    def forward(self, ids):
+        x = self.embedding(ids) + self.pos[: ids.shape[1]]  # (B, T, C)
+        return self.head(self.attention(x).mean(axis=1))  # (B, C)

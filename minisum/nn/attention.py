@@ -1,0 +1,37 @@
+"""Multi-head self-attention on the fused attention op (minisum/ops/attention.py).
+
+Used as the mixer of the attention and hybrid language models (causal, head size d/h,
+PyTorch init) and in the classifiers and the multimodal model (not causal, Keras'
+MultiHeadAttention with its own key size per head and Glorot init).
+"""
+from minisum import ops
+from minisum.nn.module import Linear, Module
+
+
+class MultiHeadAttention(Module):
+    """q, k, v = x W_q, x W_k, x W_v (each d -> h * head_dim, with bias);
+    out = attention(q, k, v) W_o (h * head_dim -> d, with bias).
+    """
+
+    def __init__(self, d_model, n_heads, head_dim=None, causal=False, init_style="torch"):
+        if head_dim is None:
+            if d_model % n_heads:
+                raise ValueError(f"d_model {d_model} is not divisible by n_heads {n_heads}")
+            head_dim = d_model // n_heads
+        inner = n_heads * head_dim
+        self.q_proj = Linear(d_model, inner, init_style=init_style)
+        self.k_proj = Linear(d_model, inner, init_style=init_style)
+        self.v_proj = Linear(d_model, inner, init_style=init_style)
+        self.out_proj = Linear(inner, d_model, init_style=init_style)
+        self.n_heads, self.causal = n_heads, causal
+
+    def forward(self, x, cache=None):
+        """x (B, T, C). With a `cache` dict, keys and values of earlier calls are kept in it
+        and attended to: incremental generation with a key/value cache."""
+        q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)  # (B, T, h*hd)
+        if cache is not None:
+            if "k" in cache:
+                k = ops.concat([cache["k"], k], axis=1)  # (B, S, h*hd)
+                v = ops.concat([cache["v"], v], axis=1)
+            cache["k"], cache["v"] = k.detach(), v.detach()
+        return self.out_proj(ops.attention(q, k, v, self.n_heads, causal=self.causal))

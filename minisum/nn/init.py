@@ -1,0 +1,45 @@
+"""Parameter initialisation, as the two reference codebases do it.
+
+The language model follows PyTorch's defaults, the classifiers and regressors Keras'
+(PAPER.md). Values are drawn on the host from minisum's seeded generator and then moved
+to the device, so a seed gives the same model on CPU and GPU.
+"""
+import math
+
+import numpy as np
+
+from minisum.autograd import Tensor
+from minisum.backend import host_rng, to_device
+
+
+def parameter(array):
+    """A leaf tensor that the optimizer updates."""
+    return Tensor(to_device(array.astype(np.float32)), requires_grad=True)
+
+
+def uniform(shape, bound):
+    return parameter(host_rng().uniform(-bound, bound, size=shape))
+
+
+def normal(shape, std=1.0):
+    return parameter(host_rng().normal(0.0, std, size=shape))
+
+
+def zeros(shape):
+    return parameter(np.zeros(shape))
+
+
+def ones(shape):
+    return parameter(np.ones(shape))
+
+
+def torch_linear(out_features, in_features):
+    """PyTorch nn.Linear: weight and bias uniform in +-1/sqrt(fan_in)."""
+    bound = 1 / math.sqrt(in_features)
+    return uniform((out_features, in_features), bound), uniform((out_features,), bound)
+
+
+def keras_dense(out_features, in_features):
+    """Keras Dense: Glorot uniform weight, limit sqrt(6 / (fan_in + fan_out)); zero bias."""
+    limit = math.sqrt(6 / (in_features + out_features))
+    return uniform((out_features, in_features), limit), zeros((out_features,))

@@ -1,0 +1,59 @@
+"""The summation layer: the idea of the paper in a few lines.
+
+Instead of letting every token attend to every other token (O(n^2 d)), each token is
+1. modulated by a learned positional encoding:  x_t * (pos_t + bias),
+2. projected through bias-free layers with a ReLU:  p_t = relu(x_t W),
+3. aggregated by a plain sum:  s = sum_t p_t  (classification), or the running sum
+   s_t = sum_{u<=t} p_u  (causal language modelling).
+That costs O(n d). The running sum is a recurrence with a d-sized state, so generation
+needs O(d) per token and layer and no cache that grows.
+"""
+from minisum import ops
+from minisum.nn import init
+from minisum.nn.module import Dense, Linear, Module, ReLU, Sequential
+
+
+def positional_modulation(tokens, positions, bias):
+    """x = tok * (pos + bias): tokens (B, T, C), positions (T, C). With pos ~ 0 at init,
+    bias sets the initial scale (2.0 in the language model, 1.0 in the classifiers)."""
+    return tokens * (positions + bias)
+
+
+class CausalSummation(Module):
+    """The summation mixer of the language model (a drop-in for causal self-attention).
+
+    p = relu(W2 relu(W1 x)),  s_t = p_1 + ... + p_t,  out = s W_o^T + b_o.
+    Parameter names follow the reference: proj.0, proj.2, out_proj.
+    """
+
+    def __init__(self, d_model):
+        self.proj = Sequential([Linear(d_model, d_model, bias=False), ReLU(),
+                                Linear(d_model, d_model, bias=False), ReLU()])
+        self.out_proj = Linear(d_model, d_model)
+
+    def forward(self, x, cache=None):
+        """x (B, T, C). With a `cache` dict, continue the running sum from cache["sum"] (B, C)
+        and leave the new total there: that is incremental generation."""
+        p = self.proj(x)  # (B, T, C)
+        s = ops.cumsum(p, axis=1)  # (B, T, C)
+        if cache is not None:
+            if "sum" in cache:
+                s = s + cache["sum"].reshape(s.shape[0], 1, s.shape[2])
+            cache["sum"] = s[:, -1].detach()  # (B, C): the whole state, whatever the length
+        return self.out_proj(s)
+
+
+class SummationPooling(Module):
+    """The summation layer of the classifiers and the multimodal model (Keras reference).
+
+    x (B, T, C) token embeddings -> relu(x * (pos + 1) W) summed over T -> (B, C).
+    """
+
+    def __init__(self, seq_len, d_model, pos_bias=1.0):
+        self.pos = init.normal((seq_len, d_model), std=0.02)
+        self.dense = Dense(d_model, d_model, relu=True, bias=False)
+        self.pos_bias = pos_bias
+
+    def forward(self, x):
+        modulated = positional_modulation(x, self.pos[: x.shape[1]], self.pos_bias)  # (B, T, C)
+        return self.dense(modulated).sum(axis=1)  # (B, C)
