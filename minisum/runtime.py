@@ -1,0 +1,85 @@
+"""What the three training scripts share: the error guard, the device, progress, reports.
+
+`run_main(main)` turns a UserError into one line on stderr and exit status 2, and Ctrl-C
+into exit status 130 after the script has saved what it had.
+"""
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+
+from minisum import backend
+from minisum.errors import UserError
+
+
+def run_main(main):
+    """Call main(); user errors become one clear line and a non-zero exit, not a traceback."""
+    try:
+        main()
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+def setup_device(name, seed):
+    """Select the device ("cpu" or "gpu") and seed every generator; returns the array module."""
+    backend.set_device(name)
+    backend.seed(seed)
+    return backend.device_module()
+
+
+def hardware_info():
+    """Where the numbers came from, for results.json."""
+    import numpy as np
+    info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
+            "device": backend.get_device()}
+    if backend.get_device() == "gpu":
+        cupy = backend.device_module()
+        props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
+        info.update(cupy=cupy.__version__, gpu=props["name"].decode())
+    return info
+
+
+def write_json(path, data):
+    """Write JSON atomically: a crash never leaves half a results file."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2)
+    os.replace(tmp, path)
+
+
+def progress(iterable, total, desc, unit="batch"):
+    """A tqdm progress bar (tqdm comes with `datasets`); a plain iterator if it is missing."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return iterable
+    return tqdm(iterable, total=total, desc=desc, unit=unit, leave=False, dynamic_ncols=True,
+                disable=not sys.stderr.isatty() and os.environ.get("MINISUM_PROGRESS") != "1")
+
+
+def synchronize():
+    """Wait for the GPU to finish queued work, so timings measure work, not queueing."""
+    if backend.get_device() == "gpu":
+        backend.device_module().cuda.Stream.null.synchronize()
+
+
+class Timer:
+    """with Timer() as t: ...;  t.seconds (synchronised with the GPU)."""
+
+    def __enter__(self):
+        synchronize()
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        synchronize()
+        self.seconds = time.perf_counter() - self.start
