@@ -39,7 +39,9 @@ class LMTokenizer:
         return self.backend.decode([int(i) for i in ids], skip_special_tokens=False)
 
 
-def load_tokenizer(spec: str, tokenizer_dir: str | None = None, train_texts: list[str] | None = None) -> LMTokenizer:
+def load_tokenizer(
+    spec: str, tokenizer_dir: str | None = None, train_texts: list[str] | None = None
+) -> LMTokenizer:
     """`spec` is "gpt2" (from `tokenizer_dir`, else the hub) or "bpe:N" (trained on `train_texts`)."""
     if spec == "gpt2":
         backend = _gpt2(tokenizer_dir)
@@ -49,7 +51,9 @@ def load_tokenizer(spec: str, tokenizer_dir: str | None = None, train_texts: lis
         backend = _train_bpe(train_texts, _bpe_size(spec))
     else:
         raise UserError(f"unknown tokenizer {spec!r}; use gpt2 or bpe:N (a byte-level BPE of N tokens, e.g. bpe:4000)")
-    return LMTokenizer(name=spec, vocab_size=backend.get_vocab_size(), pad_id=backend.token_to_id(END_OF_TEXT), backend=backend)
+    return LMTokenizer(
+        name=spec, vocab_size=backend.get_vocab_size(), pad_id=backend.token_to_id(END_OF_TEXT), backend=backend
+    )
 
 
 def _bpe_size(spec: str) -> int:

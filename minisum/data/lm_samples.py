@@ -29,7 +29,9 @@ def make_samples(texts: list[str], tokenizer, max_len: int, limit: int | None = 
     return samples
 
 
-def batches(samples: list[np.ndarray], batch_size: int, pad_id: int, shuffle: bool = False, rng: np.random.Generator | None = None):
+def batches(
+    samples: list[np.ndarray], batch_size: int, pad_id: int, shuffle: bool = False, rng: np.random.Generator | None = None
+):
     """Yield (inputs, targets) int64 arrays of shape (batch, longest - 1), one pass over `samples`.
 
     With `shuffle`, the order is a fresh permutation drawn from `rng`: call once per epoch.

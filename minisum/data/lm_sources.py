@@ -171,7 +171,9 @@ def _ag_news_texts(path: Path) -> list[str]:
             rows = csv.reader(file, quotechar='"', delimiter=",", quoting=csv.QUOTE_ALL, skipinitialspace=True)
             for row in rows:
                 if len(row) != 3:
-                    raise UserError(f"{path} line {rows.line_num}: expected 3 fields (class, title, description), got {len(row)}")
+                    raise UserError(
+                        f"{path} line {rows.line_num}: expected 3 fields (class, title, description), got {len(row)}"
+                    )
                 texts.append(row[1] + " " + row[2])
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise UserError(f"cannot read {path}: {exc}") from exc

@@ -1,0 +1,75 @@
+"""Read the task markers that turn the library into assignments.
+
+A task is the code between
+    # BEGIN TASK 2.3 <title>
+    ...
+    # END TASK 2.3
+A task may span several blocks (the backward of six arithmetic ops is one task); its
+first BEGIN carries the title, later ones repeat the id alone. Blocks never nest.
+"""
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+BEGIN = re.compile(r"^(?P<indent>\s*)# BEGIN TASK (?P<id>\d+\.\d+)(?: (?P<title>.+?))?\s*$")
+END = re.compile(r"^\s*# END TASK (?P<id>\d+\.\d+)\s*$")
+SOURCE_DIRS = ("minisum",)
+
+
+class MarkerError(ValueError):
+    """The markers in a file are not well formed."""
+
+
+@dataclass
+class Block:
+    task: str
+    path: Path
+    begin: int  # line index of the BEGIN marker (0-based)
+    end: int  # line index of the END marker
+    indent: str
+
+
+def find_blocks(path):
+    """The task blocks of one file, checking that every BEGIN has its END and none nest."""
+    blocks, open_block = [], None
+    titles = {}
+    for i, line in enumerate(Path(path).read_text().splitlines()):
+        begin, end = BEGIN.match(line), END.match(line)
+        if begin:
+            if open_block:
+                raise MarkerError(f"{path}:{i + 1}: TASK {begin['id']} begins inside TASK {open_block.task}")
+            open_block = Block(begin["id"], Path(path), i, -1, begin["indent"])
+            if begin["title"]:
+                titles[begin["id"]] = begin["title"]
+        elif end:
+            if not open_block or open_block.task != end["id"]:
+                raise MarkerError(f"{path}:{i + 1}: END TASK {end['id']} without its BEGIN")
+            open_block.end = i
+            blocks.append(open_block)
+            open_block = None
+    if open_block:
+        raise MarkerError(f"{path}:{open_block.begin + 1}: TASK {open_block.task} has no END")
+    return blocks, titles
+
+
+def collect_tasks(root):
+    """task id -> (title, [blocks]) over the library sources under `root`, in course order."""
+    tasks, titles = {}, {}
+    for folder in SOURCE_DIRS:
+        for path in sorted((Path(root) / folder).rglob("*.py")):
+            blocks, file_titles = find_blocks(path)
+            for task_id, title in file_titles.items():
+                if task_id in titles and titles[task_id] != title:
+                    raise MarkerError(f"TASK {task_id} has two titles: {titles[task_id]!r} and {title!r}")
+                titles[task_id] = title
+            for block in blocks:
+                tasks.setdefault(block.task, []).append(block)
+    missing = sorted(set(tasks) - set(titles))
+    if missing:
+        raise MarkerError(f"tasks without a title on any BEGIN line: {', '.join(missing)}")
+    return {t: (titles[t], tasks[t]) for t in sorted(tasks, key=task_order)}
+
+
+def task_order(task_id):
+    major, minor = task_id.split(".")
+    return int(major), int(minor)
