@@ -88,7 +88,6 @@ class WordTokenizer:
         return [word for word in normalized.split(" ") if word]
 
 
-
 def _make_tokenizer(vocab):
     from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers
     from tokenizers.models import WordLevel
@@ -107,7 +106,7 @@ class TextVectorizer:
     Keras' rules (keras/src/layers/preprocessing/text_vectorization.py, index_lookup.py):
     * standardize "lower_and_strip_punctuation": `tf.strings.lower`, which lowers ASCII
       letters only (its default encoding "" means ASCII), then delete every character of
-      the regex above (string.punctuation);
+      the regex quoted at `_STRIP_PUNCTUATION` (string.punctuation);
     * split "whitespace": `tf.strings.split`, runs of ASCII whitespace (space, \\t, \\n,
       \\v, \\f, \\r) separate tokens, no empty tokens. Assumption: TensorFlow's
       whitespace test is C `isspace`, so a no-break space does not split;
@@ -117,7 +116,8 @@ class TextVectorizer:
       points, so Python string order is the same);
     * lookup: unknown tokens -> 1; sequences truncated and padded at the END to
       output_sequence_length with 0.
-    Plain Python does all of it (`str.translate`, a regex split).
+    Plain Python does all of it (`str.translate`, a regex split): the `tokenizers`
+    Lowercase normalizer would lower non-ASCII letters too.
     """
 
     def __init__(self, max_tokens=5000, output_sequence_length=300):
