@@ -40,7 +40,7 @@ class Function:
     """
 
     def __call__(self, *inputs):
-        tensors = [x if isinstance(x, Tensor) else Tensor(x) for x in inputs]
+        tensors = [_as_tensor(x, inputs) for x in inputs]
         arrays = [t.data for t in tensors]
         xp = get_array_module(*arrays)  # raises on a NumPy/CuPy mix
         out = Tensor(xp.asarray(self.forward(*arrays)))  # NumPy reductions return scalars, not arrays
@@ -57,6 +57,18 @@ class Function:
 
     def backward(self, grad_out):
         raise NotImplementedError
+
+
+def _as_tensor(x, inputs):
+    """`x` as a Tensor. A Python number takes the float dtype of the op's tensors, so that
+    `x + 1` stays float32: NumPy promotes float32 with a 0-d int64 array to float64."""
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, (int, float)):
+        floats = [t.dtype for t in inputs if isinstance(t, Tensor) and t.dtype.kind == "f"]
+        if floats:
+            return Tensor(x, dtype=floats[0])
+    return Tensor(x)
 
 
 def _topological_order(root):
@@ -180,9 +192,12 @@ class Tensor:
 
 
 def _accumulate_leaf(t, g):
-    if g.dtype != t.data.dtype:
-        g = g.astype(t.data.dtype)
-    t.grad = g if t.grad is None else t.grad + g
+    # The leaf gets its own copy: g may be a read-only broadcast view, or the very array another
+    # input received (the two gradients of a + b), and optimizers clip gradients in place.
+    if t.grad is None:
+        t.grad = g.astype(t.data.dtype, copy=True)
+    else:
+        t.grad = t.grad + g.astype(t.data.dtype, copy=False)
 
 
 def _default_dtype_for(data):

@@ -18,9 +18,9 @@ class GradcheckError(AssertionError):
     """The analytic and numerical gradients disagree."""
 
 
-def relative_error(analytic, numeric):
-    """|a - n| / max(|a| + |n|, tiny), elementwise: 0 for a match, 1 for opposite signs."""
-    return np.abs(analytic - numeric) / np.maximum(np.abs(analytic) + np.abs(numeric), TINY)
+def relative_error(analytic, numeric, floor=TINY):
+    """|a - n| / max(|a| + |n|, floor), elementwise: 0 for a match, 1 for opposite signs."""
+    return np.abs(analytic - numeric) / np.maximum(np.abs(analytic) + np.abs(numeric), floor)
 
 
 def numerical_gradient(fn, inputs, index, upstream, eps):
@@ -43,7 +43,8 @@ def gradcheck(fn, *inputs, eps=1e-6, tol=1e-6, seed=0):
     """Check every gradient of `fn` at `inputs`; return the worst relative error per input.
 
     inputs: tensors (those with requires_grad are checked; use float64) or other arguments.
-    Raises GradcheckError naming the input, the worst relative error and where it occurred.
+    Raises GradcheckError naming the input, the worst relative error and where it occurred
+    (or saying that the outputs are too large for finite differences to check anything).
     """
     rng = np.random.default_rng(seed)
     out = fn(*inputs)
@@ -54,13 +55,22 @@ def gradcheck(fn, *inputs, eps=1e-6, tol=1e-6, seed=0):
     for i in checked:
         inputs[i].grad = None
     out.backward(upstream)
+    # L carries float64 rounding, a few 1e-16 sum|f(x) g| (in f and in the sum), so a numerical
+    # gradient is only good to noise = that / eps. Entries below noise / tol are judged against that floor.
+    noise = 4 * np.finfo(np.float64).eps * float(np.abs(to_numpy(out.data * upstream)).sum()) / eps
+    floor = max(noise / tol, TINY)
 
     worst = {}
     for i in checked:
         analytic = inputs[i].grad
         analytic = np.zeros(inputs[i].shape) if analytic is None else to_numpy(analytic).astype(np.float64)
+        largest = float(np.abs(analytic).max(initial=0.0))
+        if largest > 0 and noise > 1e-3 * largest:  # not even the largest entry resolved to 0.1%
+            raise GradcheckError(f"input {i} cannot be checked: the rounding noise of the finite differences "
+                                 f"({noise:.1e}) is too large for its largest gradient ({largest:.1e}); "
+                                 "keep the outputs of fn moderate (no -1e9 fills)")
         numeric = numerical_gradient(fn, inputs, i, upstream, eps)
-        errors = relative_error(analytic, numeric)
+        errors = np.asarray(relative_error(analytic, numeric, floor))  # an array even for 0-d inputs
         # Entries where both gradients are ~0 carry no information; skip them.
         errors[(np.abs(analytic) < TINY * 1e3) & (np.abs(numeric) < TINY * 1e3)] = 0.0
         where = np.unravel_index(int(np.argmax(errors)), errors.shape) if errors.size else ()

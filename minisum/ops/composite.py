@@ -29,7 +29,7 @@ def cross_entropy_reference(logits, targets, ignore_index=None):
     """-mean of log softmax(z)[y] over the rows whose target is kept."""
     xp = get_array_module(logits.data)
     V = logits.shape[-1]
-    y = targets.data.reshape(-1) if hasattr(targets, "data") else targets.reshape(-1)
+    y = (targets.data if hasattr(targets, "creator") else targets).reshape(-1)  # NumPy arrays have .data too
     kept = xp.nonzero(y != ignore_index)[0] if ignore_index is not None else xp.arange(y.size)
     logp = log_softmax_reference(reshape(logits, -1, V))
     picked = getitem(logp, (kept, y[kept]))

@@ -67,7 +67,7 @@ class MSE(Function):
     """L = mean((p - t)^2).   dp = 2 (p - t) / N,   dt = -dp."""
 
     def forward(self, pred, target):
-        self.diff = pred - target
+        self.diff = pred - target.astype(pred.dtype, copy=False)  # a float64 target must not promote the loss
         return (self.diff * self.diff).mean()
 
     def backward(self, gy):

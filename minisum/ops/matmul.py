@@ -11,6 +11,16 @@ def _swap_last(x):
     return x.swapaxes(-1, -2)
 
 
+def _check_inner_sizes(a_shape, b_shape):
+    """Raise an error naming both shapes: NumPy's own names neither ("size 4 is different from 3")."""
+    if not a_shape or not b_shape:
+        return  # 0-d operands: NumPy's own error says so
+    inner_b = b_shape[0] if len(b_shape) == 1 else b_shape[-2]
+    if a_shape[-1] != inner_b:
+        raise ValueError(f"matmul: shapes {a_shape} and {b_shape} do not fit "
+                         f"({a_shape[-1]} columns against {inner_b} rows)")
+
+
 class MatMul(Function):
     """C = A @ B with A (..., n, k), B (..., k, m) -> C (..., n, m).
 
@@ -18,16 +28,17 @@ class MatMul(Function):
     """
 
     def forward(self, a, b):
+        _check_inner_sizes(a.shape, b.shape)
         self.a, self.b = a, b
         return a @ b
 
     def backward(self, gc):
         # BEGIN TASK 1.5 backward of matmul and linear
         a, b = self.a, self.b
+        if b.ndim == 1:  # (n, k) @ (k,): treat b as a column (first, so that (k,) @ (k,) works)
+            b, gc = b[:, None], gc[..., None]
         if a.ndim == 1:  # (k,) @ (k, m): treat a as a row
             a, gc = a[None, :], gc[..., None, :]
-        if b.ndim == 1:  # (n, k) @ (k,): treat b as a column
-            b, gc = b[:, None], gc[..., None]
         ga = sum_to(gc @ _swap_last(b), a.shape).reshape(self.a.shape) if self.needs_grad[0] else None
         gb = sum_to(_swap_last(a) @ gc, b.shape).reshape(self.b.shape) if self.needs_grad[1] else None
         return ga, gb
@@ -42,11 +53,14 @@ class Linear(Function):
     """
 
     def forward(self, x, weight, bias=None):
+        if x.shape[-1] != weight.shape[1]:
+            raise ValueError(f"linear: input of shape {x.shape} does not fit weight of shape {weight.shape} "
+                             f"(out_features, in_features): its last axis must be {weight.shape[1]}")
         self.x, self.weight = x, weight
-        y = x @ weight.T  # (..., out)
+        y = x.reshape(-1, x.shape[-1]) @ weight.T  # (N, out): one 2-D GEMM, faster than a batched one
         if bias is not None:
             y += bias
-        return y
+        return y.reshape(*x.shape[:-1], weight.shape[0])  # (..., out)
 
     def backward(self, gy):
         # BEGIN TASK 1.5

@@ -1,0 +1,29 @@
+"""Shared test helpers: random float64 tensors from a generator seeded afresh for every test."""
+import numpy as np
+import pytest
+
+from minisum import Tensor
+
+
+@pytest.fixture
+def rng():
+    """A NumPy generator with the same seed in every test, so each test is reproducible on its own."""
+    return np.random.default_rng(0)
+
+
+@pytest.fixture
+def rand(rng):
+    """rand(*shape) -> a float64 leaf tensor that requires grad, standard normal entries.
+
+    positive=True draws from [0.5, 2] instead (for log, division, fractional powers);
+    away_from_zero=True keeps every |entry| >= 0.2 (for relu, whose kink would spoil finite differences).
+    """
+    def make(*shape, positive=False, away_from_zero=False, requires_grad=True):
+        if positive:
+            data = rng.uniform(0.5, 2.0, shape)
+        else:
+            data = rng.standard_normal(shape)
+        if away_from_zero:
+            data = np.where(data >= 0, 1.0, -1.0) * (0.2 + np.abs(data))
+        return Tensor(data, requires_grad=requires_grad)
+    return make

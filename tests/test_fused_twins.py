@@ -1,0 +1,90 @@
+"""Each fused op against its plain twin in minisum/ops/composite.py: same values, same gradients.
+
+The twins are built from small ops that autograd differentiates one by one, so a test here
+also runs the tasks those small ops belong to; it carries a `task` mark for each, the
+fused op's task nearest the function (what `get_closest_marker("task")` returns).
+"""
+import numpy as np
+import pytest
+
+from minisum import Tensor, ops
+from minisum.ops import composite
+
+
+def assert_twins_agree(fused, reference, arrays, rng):
+    """Run both on the same float64 inputs; compare the outputs and every input's gradient."""
+    fused_inputs = [Tensor(a.copy(), requires_grad=True) for a in arrays]
+    reference_inputs = [Tensor(a.copy(), requires_grad=True) for a in arrays]
+    fused_out, reference_out = fused(*fused_inputs), reference(*reference_inputs)
+    np.testing.assert_allclose(fused_out.data, reference_out.data, rtol=1e-10, atol=1e-12)
+    upstream = rng.standard_normal(fused_out.shape)
+    fused_out.backward(upstream)
+    reference_out.backward(upstream)
+    for i, (a, b) in enumerate(zip(fused_inputs, reference_inputs)):
+        np.testing.assert_allclose(a.grad, b.grad, rtol=1e-9, atol=1e-12, err_msg=f"gradient of input {i}")
+
+
+@pytest.mark.task("1.1")
+@pytest.mark.task("1.2")
+@pytest.mark.task("1.3")
+@pytest.mark.task("1.4")
+@pytest.mark.task("1.6")
+@pytest.mark.task("2.1")
+@pytest.mark.parametrize("ignore_index", [None, 0])
+def test_cross_entropy(ignore_index, rng):
+    targets = rng.integers(0, 6, size=(3, 4))
+    targets[0, :3] = 0  # class 0 doubles as the pad id, as <|endoftext|> does in the paper
+    assert_twins_agree(lambda z: ops.cross_entropy(z, targets, ignore_index=ignore_index),
+                       lambda z: composite.cross_entropy_reference(z, targets, ignore_index=ignore_index),
+                       [rng.standard_normal((3, 4, 6))], rng)
+
+
+@pytest.mark.task("1.1")
+@pytest.mark.task("1.2")
+@pytest.mark.task("1.3")
+@pytest.mark.task("1.4")
+@pytest.mark.task("1.6")
+@pytest.mark.task("2.1")
+@pytest.mark.parametrize("fused,reference", [(ops.softmax, composite.softmax_reference),
+                                             (ops.log_softmax, composite.log_softmax_reference)],
+                         ids=["softmax", "log_softmax"])
+def test_softmax_and_log_softmax(fused, reference, rng):
+    assert_twins_agree(fused, reference, [3 * rng.standard_normal((2, 3, 5))], rng)
+
+
+@pytest.mark.task("1.1")
+@pytest.mark.task("1.2")
+@pytest.mark.task("1.4")
+@pytest.mark.task("1.6")
+@pytest.mark.task("2.2")
+def test_layer_norm(rng):
+    arrays = [rng.standard_normal((2, 3, 5)), rng.standard_normal(5), rng.standard_normal(5)]
+    assert_twins_agree(ops.layer_norm, composite.layer_norm_reference, arrays, rng)
+
+
+@pytest.mark.task("1.1")
+@pytest.mark.task("1.2")
+@pytest.mark.task("1.3")
+@pytest.mark.task("1.4")
+@pytest.mark.task("1.5")
+@pytest.mark.task("1.6")
+@pytest.mark.task("2.1")
+@pytest.mark.task("4.1")
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("n_queries,n_keys", [(4, 4), (2, 5)])  # fewer queries: keys from a cache
+def test_attention(causal, n_queries, n_keys, rng):
+    arrays = [rng.standard_normal((2, n_queries, 6)), rng.standard_normal((2, n_keys, 6)),
+              rng.standard_normal((2, n_keys, 6))]
+    assert_twins_agree(lambda q, k, v: ops.attention(q, k, v, n_heads=3, causal=causal),
+                       lambda q, k, v: composite.attention_reference(q, k, v, n_heads=3, causal=causal),
+                       arrays, rng)
+
+
+@pytest.mark.task("1.1")
+@pytest.mark.task("1.5")
+@pytest.mark.task("1.6")
+@pytest.mark.task("3.2")
+@pytest.mark.parametrize("axis", [0, 1, 2, -1])
+def test_cumsum(axis, rng):
+    assert_twins_agree(lambda x: ops.cumsum(x, axis=axis), lambda x: composite.cumsum_reference(x, axis=axis),
+                       [rng.standard_normal((3, 4, 5))], rng)

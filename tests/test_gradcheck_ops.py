@@ -1,0 +1,378 @@
+"""Gradient checks of every op: backward() against central differences, in float64.
+
+`gradcheck` draws a random upstream gradient and applies it itself, so each check passes
+the op directly: summing to a scalar first would run another task's code.
+A test carries one `task` mark per assignment task whose code it runs, the graded task
+nearest the function (what `get_closest_marker("task")` returns): 1.6, the walk of
+backward(), is under every gradient, and 1.1, sum_to, under every broadcasting op.
+"""
+import numpy as np
+import pytest
+
+import minisum
+from minisum import Function, GradcheckError, Tensor, gradcheck, ops
+
+TOL = 1e-6
+
+
+def shape_id(shape):
+    return "x".join(map(str, shape)) or "0d"
+
+
+def check(fn, *inputs):
+    worst = gradcheck(fn, *inputs, tol=TOL)
+    assert worst, "no input of the check requires grad"
+
+
+# ----- arithmetic --------------------------------------------------------------------------
+BROADCAST_SHAPES = [
+    ((3, 4), (3, 4)),  # same shape
+    ((3, 4), ()),  # 0-d tensor
+    ((), (3, 4)),
+    ((3, 4), (4,)),  # row with an axis prepended
+    ((3, 4), (1, 4)),  # row
+    ((3, 4), (3, 1)),  # column
+    ((3, 1), (3, 4)),
+    ((2, 3, 4), (3, 4)),  # leading axis
+    ((4,), (2, 3, 4)),
+    ((3, 1), (1, 4)),  # both stretched
+    ((2, 1, 4), (3, 1)),  # both stretched, one with a leading axis
+]
+
+
+@pytest.mark.task("1.1")
+@pytest.mark.task("1.6")
+@pytest.mark.task("1.2")
+@pytest.mark.parametrize("op", [ops.add, ops.sub, ops.mul, ops.div])
+@pytest.mark.parametrize("shape_a,shape_b", BROADCAST_SHAPES, ids=shape_id)
+def test_arithmetic_with_broadcasting(op, shape_a, shape_b, rand):
+    check(op, rand(*shape_a), rand(*shape_b, positive=True))  # positive: a safe divisor
+
+
+@pytest.mark.task("1.1")
+@pytest.mark.task("1.6")
+@pytest.mark.task("1.2")
+@pytest.mark.parametrize("fn", [
+    lambda x: x + 2.5, lambda x: 2.5 + x, lambda x: x - 1, lambda x: 3.0 - x,
+    lambda x: x * -1.5, lambda x: 2 * x, lambda x: x / 4, lambda x: 2.0 / x,
+], ids=["x+c", "c+x", "x-c", "c-x", "x*c", "c*x", "x/c", "c/x"])
+def test_arithmetic_with_python_numbers(fn, rand):
+    check(fn, rand(3, 4, positive=True))
+
+
+@pytest.mark.task("1.6")
+@pytest.mark.task("1.2")
+def test_neg(rand):
+    check(ops.neg, rand(3, 4))
+
+
+@pytest.mark.task("1.6")
+@pytest.mark.task("1.2")
+@pytest.mark.parametrize("p", [2, 3, 0.5, -1.5, 1])
+def test_pow(p, rand):
+    check(lambda x: x ** p, rand(3, 4, positive=True))
+
+
+@pytest.mark.task("1.6")
+@pytest.mark.task("1.2")
+def test_pow_of_negative_base_with_integer_exponent(rand):
+    check(lambda x: x ** 3, rand(3, 4))
+
+
+# ----- elementwise -------------------------------------------------------------------------
+@pytest.mark.task("1.6")
+@pytest.mark.task("1.3")
+@pytest.mark.parametrize("op", [ops.exp, ops.tanh, ops.sigmoid])
+def test_smooth_elementwise(op, rand):
+    x = rand(3, 4)
+    x.data[0, :2] = [8.0, -8.0]  # saturated: still exact
+    check(op, x)
+
+
+@pytest.mark.task("1.6")
+@pytest.mark.task("1.3")
+def test_log_of_positive_inputs(rand):
+    check(ops.log, rand(3, 4, positive=True))
+
+
+@pytest.mark.task("1.6")
+@pytest.mark.task("1.3")
+def test_relu_away_from_its_kink(rand):
+    x = rand(4, 5, away_from_zero=True)
+    assert (x.data > 0).any() and (x.data < 0).any()
+    check(ops.relu, x)
+
+
+# ----- reductions --------------------------------------------------------------------------
+AXES = [None, 0, 1, -1, (0, 2), (2, 0, 1)]
+
+
+@pytest.mark.task("1.6")
+@pytest.mark.task("1.4")
+@pytest.mark.parametrize("op", [ops.sum, ops.mean, ops.max])
+@pytest.mark.parametrize("axis", AXES)
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_reductions(op, axis, keepdims, rand):
+    check(lambda x: op(x, axis=axis, keepdims=keepdims), rand(2, 3, 4))  # no ties in normal draws
+
+
+@pytest.mark.task("1.6")
+@pytest.mark.task("1.4")
+def test_max_splits_the_gradient_between_ties():
+    x = Tensor(np.array([[1.0, 3.0, 3.0], [5.0, 2.0, 0.0]]), requires_grad=True)
+    ops.max(x, axis=1).backward(np.array([2.0, 1.0]))
+    np.testing.assert_array_equal(x.grad, [[0.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
+
+
+# ----- shape ops ---------------------------------------------------------------------------
+@pytest.mark.parametrize("shape", [(4, 6), (-1,), (2, 1, 12), (24,)], ids=shape_id)
+def test_reshape(shape, rand):
+    check(lambda x: ops.reshape(x, shape), rand(2, 3, 4))
+
+
+@pytest.mark.parametrize("axes", [(), (1, 0, 2), (2, 0, 1), (-1, 0, 1)], ids=["reversed", "102", "201", "-101"])
+def test_transpose(axes, rand):
+    check(lambda x: ops.transpose(x, *axes), rand(2, 3, 4))
+
+
+@pytest.mark.parametrize("index", [
+    1, -1, slice(1, None), slice(None, None, -2), (slice(None), 2), (Ellipsis, slice(0, 3, 2)),
+    [0, 0, 2, 0],  # repeated integer indices: their gradients add up
+    (np.array([0, 1, 0, 0]), np.array([3, 2, 3, 3])),
+    (slice(None), [1, 1, 1]),
+    np.array([True, False, True]),
+    (None, 1, slice(None)),
+], ids=lambda index: repr(index).replace(" ", ""))
+def test_getitem(index, rand):
+    check(lambda x: ops.getitem(x, index), rand(3, 4))
+
+
+def test_operator_indexing_with_repeated_rows(rand):
+    check(lambda x: x[[2, 0, 2, 2]], rand(3, 4))
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_concat(axis, rand):
+    shapes = {0: [(1, 3), (2, 3), (3, 3)], 1: [(2, 1), (2, 2), (2, 4)], -1: [(2, 1), (2, 2), (2, 4)]}[axis]
+    check(lambda *xs: ops.concat(xs, axis=axis), *(rand(*s) for s in shapes))
+
+
+# ----- matmul and linear -------------------------------------------------------------------
+@pytest.mark.task("1.1")
+@pytest.mark.task("1.6")
+@pytest.mark.task("1.5")
+@pytest.mark.parametrize("shape_a,shape_b", [
+    ((3, 4), (4, 5)),  # 2-D
+    ((2, 3, 4), (2, 4, 5)),  # batched
+    ((2, 1, 3, 4), (3, 4, 5)),  # broadcast batch on both sides
+    ((3, 4), (2, 4, 5)),  # a matrix against a batch
+    ((4,), (4, 5)),  # 1-D on the left
+    ((3, 4), (4,)),  # 1-D on the right
+    ((4,), (4,)),  # dot product
+    ((4,), (2, 4, 5)),
+    ((2, 3, 4), (4,)),
+], ids=shape_id)
+def test_matmul(shape_a, shape_b, rand):
+    check(ops.matmul, rand(*shape_a), rand(*shape_b))
+
+
+@pytest.mark.task("1.6")
+@pytest.mark.task("1.5")
+@pytest.mark.parametrize("x_shape", [(2, 3, 4), (3, 4), (4,)], ids=shape_id)
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_linear(x_shape, with_bias, rand):
+    inputs = (rand(*x_shape), rand(5, 4)) + ((rand(5),) if with_bias else ())
+    check(ops.linear, *inputs)
+
+
+# ----- embedding and the causal summation --------------------------------------------------
+@pytest.mark.task("1.6")
+@pytest.mark.task("3.1")
+def test_embedding_with_repeated_ids(rand):
+    ids = np.array([[0, 2, 2, 5, 0], [1, 2, 0, 0, 5]])  # rows 3 and 4 are never read
+    check(ops.embedding, rand(6, 3), ids)
+
+
+@pytest.mark.task("1.6")
+@pytest.mark.task("3.1")
+def test_embedding_gradient_adds_up_the_uses_of_each_row(rand):
+    weight = rand(4, 2)
+    ids = np.array([[3, 1, 3], [3, 0, 1]])
+    g = np.arange(12.0).reshape(2, 3, 2)
+    ops.embedding(weight, ids).backward(g)
+    expected = np.zeros((4, 2))
+    expected[0] = g[1, 1]
+    expected[1] = g[0, 1] + g[1, 2]
+    expected[3] = g[0, 0] + g[0, 2] + g[1, 0]  # row 2 is never read: zero
+    np.testing.assert_array_equal(weight.grad, expected)
+
+
+@pytest.mark.task("1.6")
+@pytest.mark.task("3.2")
+@pytest.mark.parametrize("axis", [0, 1, 2, -1, -2])
+def test_cumsum_on_each_axis(axis, rand):
+    check(lambda x: ops.cumsum(x, axis=axis), rand(3, 4, 5))
+
+
+# ----- softmax, losses, layer norm, attention ----------------------------------------------
+@pytest.mark.task("1.6")
+@pytest.mark.task("2.1")
+@pytest.mark.parametrize("op", [ops.softmax, ops.log_softmax])
+def test_softmax_and_log_softmax(op, rand):
+    check(op, rand(2, 3, 5))
+
+
+@pytest.mark.task("1.6")
+@pytest.mark.task("2.1")
+@pytest.mark.parametrize("ignore_index", [None, 0, -100])
+def test_cross_entropy(ignore_index, rand, rng):
+    targets = rng.integers(0, 5, size=(3, 4))
+    targets[0, :2] = 0  # a real class id: ignored only when ignore_index is 0
+    if ignore_index == -100:
+        targets[2, 1:] = -100
+    check(lambda z: ops.cross_entropy(z, targets, ignore_index=ignore_index), rand(3, 4, 5))
+
+
+@pytest.mark.task("1.6")
+@pytest.mark.task("2.1")
+def test_cross_entropy_of_uniform_logits_is_log_of_the_vocabulary():
+    logits = Tensor(np.zeros((2, 3, 4)), requires_grad=True)
+    targets = np.array([[0, 1, 2], [3, 7, 7]])
+    loss = ops.cross_entropy(logits, targets, ignore_index=7)
+    assert loss.item() == pytest.approx(np.log(4))
+    loss.backward()
+    assert not logits.grad[1, 1:].any()  # ignored rows get no gradient
+    np.testing.assert_allclose(logits.grad[0, 0], np.array([-0.75, 0.25, 0.25, 0.25]) / 4)
+
+
+@pytest.mark.task("1.6")
+@pytest.mark.task("2.1")
+def test_cross_entropy_with_every_target_ignored_is_zero_not_nan():
+    logits = Tensor(np.ones((2, 3)), requires_grad=True)
+    loss = ops.cross_entropy(logits, np.array([5, 5]), ignore_index=5)
+    loss.backward()
+    assert loss.item() == 0.0
+    assert not logits.grad.any()
+
+
+@pytest.mark.task("1.6")
+@pytest.mark.task("2.2")
+def test_layer_norm(rand):
+    check(ops.layer_norm, rand(2, 3, 5), rand(5), rand(5))
+
+
+@pytest.mark.task("1.6")
+@pytest.mark.task("2.2")
+def test_layer_norm_of_a_vector_with_large_eps(rand):
+    check(lambda x, w, b: ops.layer_norm(x, w, b, eps=0.5), rand(6), rand(6), rand(6))
+
+
+@pytest.mark.task("1.6")
+@pytest.mark.task("2.1")
+@pytest.mark.task("4.1")
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("n_queries,n_keys", [(4, 4), (2, 5)])  # fewer queries: keys from a cache
+def test_attention(causal, n_queries, n_keys, rand):
+    q, k, v = rand(2, n_queries, 6), rand(2, n_keys, 6), rand(2, n_keys, 6)
+    check(lambda q, k, v: ops.attention(q, k, v, n_heads=2, causal=causal), q, k, v)
+
+
+# ----- ops that grade no task --------------------------------------------------------------
+@pytest.mark.parametrize("cond_shape,a_shape,b_shape", [((3, 4), (3, 4), (3, 4)), ((3, 1), (3, 4), (4,)),
+                                                        ((3, 4), (1, 4), ())], ids=shape_id)
+def test_where(cond_shape, a_shape, b_shape, rand, rng):
+    cond = rng.random(cond_shape) < 0.5
+    check(lambda a, b: ops.where(cond, a, b), rand(*a_shape), rand(*b_shape))
+
+
+def test_masked_fill_passes_no_gradient_where_filled(rand):
+    mask = np.triu(np.ones((4, 4), dtype=bool), k=1)
+    x = rand(4, 4)
+    check(lambda x: ops.masked_fill(x, mask, -4.0), x)
+    assert not x.grad[mask].any() and x.grad[~mask].all()
+
+
+def test_dropout_with_a_fixed_mask(rand):
+    def dropped(x):
+        minisum.seed(3)  # the same mask at every call
+        return ops.dropout(x, 0.4, training=True)
+    check(dropped, rand(5, 6))
+
+
+def test_dropout_backward_is_the_mask_of_the_forward(rand, rng):
+    x = rand(50, 40, away_from_zero=True)  # no zero input, so y == 0 exactly where dropped
+    y = ops.dropout(x, 0.25, training=True)
+    kept = y.data != 0
+    assert 0.2 < 1 - kept.mean() < 0.3
+    np.testing.assert_allclose(y.data, x.data * kept / 0.75)
+    g = rng.standard_normal(y.shape)
+    y.backward(g)
+    np.testing.assert_allclose(x.grad, g * kept / 0.75)
+
+
+def test_dropout_is_the_identity_in_evaluation_or_at_p_zero(rand):
+    x = rand(3, 4)
+    assert ops.dropout(x, 0.5, training=False) is x
+    assert ops.dropout(x, 0.0, training=True) is x
+
+
+@pytest.mark.parametrize("soft", [False, True])
+def test_binary_cross_entropy_with_logits(soft, rand, rng):
+    targets = rng.random((3, 4)) if soft else (rng.random((3, 4)) < 0.5).astype(np.float64)
+    check(lambda z: ops.binary_cross_entropy_with_logits(z, targets), rand(3, 4))
+
+
+def test_binary_cross_entropy_with_extreme_logits_stays_finite():
+    loss = ops.binary_cross_entropy_with_logits(Tensor(np.array([-100.0, 100.0])), np.array([1.0, 0.0]))
+    assert loss.item() == pytest.approx(100.0)  # -log sigmoid(-100) = 100 + log(1 + e^-100)
+
+
+def test_mse_loss(rand):
+    check(ops.mse_loss, rand(3, 4), rand(3, 4))
+
+
+# ----- gradcheck itself --------------------------------------------------------------------
+class ProductWithBrokenBackward(Function):
+    """y = a * b, with the gradient of b wrong at one entry."""
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, gy):
+        gb = gy * self.a
+        gb[1, 2] *= 1.01
+        return gy * self.b, gb
+
+
+class ProductIgnoringUpstream(Function):
+    """y = a * b, with a backward that forgets to multiply by the upstream gradient."""
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, gy):
+        return self.b.copy(), self.a.copy()
+
+
+def test_gradcheck_names_the_input_and_index_of_a_wrong_gradient(rand):
+    with pytest.raises(GradcheckError, match=r"input 1 .*at index \(1, 2\)"):
+        gradcheck(lambda a, b: ProductWithBrokenBackward()(a, b), rand(3, 4), rand(3, 4))
+
+
+def test_gradcheck_catches_a_backward_that_ignores_the_upstream_gradient(rand):
+    # With an upstream gradient of ones this backward would be right.
+    with pytest.raises(GradcheckError, match="input 0"):
+        gradcheck(lambda a, b: ProductIgnoringUpstream()(a, b), rand(3, 4), rand(3, 4))
+
+
+def test_gradcheck_passes_a_right_backward_and_reports_each_input(rand):
+    worst = gradcheck(ops.mul, rand(3, 4), rand(3, 4))
+    assert set(worst) == {0, 1} and max(worst.values()) < TOL
+
+
+def test_gradcheck_refuses_outputs_too_large_for_finite_differences(rand):
+    mask = np.triu(np.ones((4, 4), dtype=bool), k=1)
+    with pytest.raises(GradcheckError, match="cannot be checked"):  # -1e9 swamps a change of 1e-6
+        gradcheck(lambda x: ops.masked_fill(x, mask, -1e9), rand(4, 4))
