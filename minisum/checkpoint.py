@@ -41,7 +41,10 @@ def read_checkpoint(path):
     if not os.path.exists(path):
         raise UserError(f"checkpoint {path} does not exist")
     try:
-        with np.load(path, allow_pickle=False) as data:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):  # a plain .npy array
+            raise ValueError("it holds a single array, not an .npz archive")
+        with data:
             arrays = {k: data[k] for k in data.files}
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
         raise UserError(f"checkpoint {path} is unreadable (truncated or not a minisum checkpoint): {err}") from None

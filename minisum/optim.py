@@ -57,7 +57,7 @@ class AdamW:
         state = {"step_count": self.step_count, "lr": self.lr}
         for i in range(len(self.params)):
             if self.m[i] is not None:
-                state[f"m.{i}"], state[f"v.{i}"] = self.m[i], self.v[i]
+                state[f"m.{i}"], state[f"v.{i}"] = self.m[i].copy(), self.v[i].copy()  # a snapshot
         return state
 
     def load_state_dict(self, state):
@@ -66,7 +66,7 @@ class AdamW:
             if f"m.{i}" in state:
                 xp = get_array_module(p.data)
                 for name, slots in (("m", self.m), ("v", self.v)):
-                    value = xp.asarray(state[f"{name}.{i}"], dtype=p.dtype)
+                    value = xp.array(state[f"{name}.{i}"], dtype=p.dtype)  # a copy: steps update it in place
                     if value.shape != p.shape:
                         raise ValueError(f"optimizer state {name}.{i} has shape {value.shape}, "
                                          f"parameter {i} has shape {p.shape}")

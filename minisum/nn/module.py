@@ -62,7 +62,8 @@ class Module:
             value = np.asarray(to_numpy(state[name]))
             if value.shape != p.shape:
                 raise ValueError(f"state dict entry {name!r} has shape {value.shape}, the model expects {p.shape}")
-            p.data = get_array_module(p.data).asarray(value, dtype=p.dtype)  # onto the parameter's device
+            # a copy, on the parameter's device: later in-place updates must not write into `state`
+            p.data = get_array_module(p.data).array(value, dtype=p.dtype)
 
 
 class ModuleList(Module):

@@ -1,0 +1,159 @@
+"""Tests of checkpoints: what a round trip keeps, exact resumption, atomic writes, and a
+clear UserError for every file that is not a checkpoint of this model."""
+import os
+
+import numpy as np
+import pytest
+
+import minisum
+from minisum import ops
+from minisum.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from minisum.errors import UserError
+from minisum.models import LanguageModel
+from minisum.optim import AdamW
+
+CONFIG = dict(vocab_size=13, d_model=8, n_layers=2, n_heads=2, max_len=10, mixer="hybrid")
+BATCH = np.random.default_rng(0).integers(0, 13, (3, 9))
+
+
+def new_model(seed=0, **overrides):
+    minisum.seed(seed)
+    return LanguageModel(**{**CONFIG, **overrides})
+
+
+def train_step(model, optimizer):
+    optimizer.zero_grad()
+    ops.cross_entropy(model(BATCH[:, :-1]), BATCH[:, 1:]).backward()
+    optimizer.step()
+
+
+def trained(steps=2):
+    model = new_model()
+    optimizer = AdamW(model.parameters(), lr=1e-2, weight_decay=0.01)
+    for _ in range(steps):
+        train_step(model, optimizer)
+    return model, optimizer
+
+
+def test_round_trip_keeps_model_optimizer_config_and_step(tmp_path):
+    model, optimizer = trained()
+    path = tmp_path / "ckpt.npz"
+    save_checkpoint(path, model, optimizer, config=CONFIG, step=2, extra={"epoch": 1})
+    restored = new_model(seed=1)
+    restored_opt = AdamW(restored.parameters())
+    ckpt = load_checkpoint(path, restored, restored_opt)
+    assert ckpt["config"] == CONFIG and ckpt["step"] == 2 and ckpt["extra"] == {"epoch": 1}
+    for (name, p), (_, q) in zip(model.named_parameters(), restored.named_parameters()):
+        np.testing.assert_array_equal(p.data, q.data, err_msg=name)
+    assert restored_opt.step_count == 2 and restored_opt.lr == 1e-2
+    for i in range(len(optimizer.params)):
+        np.testing.assert_array_equal(optimizer.m[i], restored_opt.m[i])
+        np.testing.assert_array_equal(optimizer.v[i], restored_opt.v[i])
+
+
+def test_resumed_training_is_bit_identical(tmp_path):
+    model, optimizer = trained(steps=3)
+    save_checkpoint(tmp_path / "ckpt.npz", model, optimizer, config=CONFIG, step=3)
+    train_step(model, optimizer)  # the uninterrupted run
+
+    resumed = new_model(seed=7)
+    resumed_opt = AdamW(resumed.parameters(), lr=1e-2, weight_decay=0.01)
+    load_checkpoint(tmp_path / "ckpt.npz", resumed, resumed_opt)
+    train_step(resumed, resumed_opt)
+    for (name, p), (_, q) in zip(model.named_parameters(), resumed.named_parameters()):
+        np.testing.assert_array_equal(p.data, q.data, err_msg=name)
+
+
+def test_model_only_checkpoint(tmp_path):
+    model = new_model()
+    save_checkpoint(tmp_path / "sub" / "model.npz", model)  # creates the folder
+    ckpt = read_checkpoint(tmp_path / "sub" / "model.npz")
+    assert ckpt["optim"] == {} and ckpt["config"] == {} and ckpt["step"] == 0
+    assert set(ckpt["model"]) == set(model.state_dict())
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(UserError, match="nowhere.npz does not exist"):
+        load_checkpoint(tmp_path / "nowhere.npz", new_model())
+
+
+def test_truncated_file(tmp_path):
+    path = tmp_path / "ckpt.npz"
+    save_checkpoint(path, new_model(), config=CONFIG)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(UserError, match="ckpt.npz is unreadable.*truncated"):
+        load_checkpoint(path, new_model())
+
+
+def write_text(path):
+    path.write_text("step,loss\n1,2.3\n")
+
+
+def write_npy(path):
+    """A single .npy array, not an .npz archive."""
+    with open(path, "wb") as f:
+        np.save(f, np.arange(3))
+
+
+@pytest.mark.parametrize("write", [write_text, write_npy])
+def test_file_that_is_not_an_npz(tmp_path, write):
+    path = tmp_path / "ckpt.npz"
+    write(path)
+    with pytest.raises(UserError, match="ckpt.npz is unreadable"):
+        load_checkpoint(path, new_model())
+
+
+def test_npz_that_is_not_a_checkpoint(tmp_path):
+    path = tmp_path / "weights.npz"
+    np.savez(path, weight=np.zeros(3))
+    with pytest.raises(UserError, match="weights.npz has no 'config' entry"):
+        load_checkpoint(path, new_model())
+
+
+def test_checkpoint_of_another_model_shape(tmp_path):
+    path = tmp_path / "ckpt.npz"
+    save_checkpoint(path, new_model(d_model=12), config=CONFIG)
+    with pytest.raises(UserError, match=r"does not fit this model.*'token_embedding.weight' has shape \(13, 12\)"):
+        load_checkpoint(path, new_model())
+
+
+def test_checkpoint_of_another_variant(tmp_path):
+    path = tmp_path / "ckpt.npz"
+    save_checkpoint(path, new_model(mixer="summation"))
+    with pytest.raises(UserError, match=r"does not fit this model.*missing \['layers.1.k_proj.bias'"):
+        load_checkpoint(path, new_model())
+
+
+def test_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "ckpt.npz"
+    save_checkpoint(path, new_model(), config=CONFIG, step=1)
+    before = path.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", crash)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, new_model(seed=5), config=CONFIG, step=2)
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["ckpt.npz"]  # no temporary file left behind
+
+
+class RunsCodeWhenUnpickled:
+    """Unpickling this creates a folder: the proof that a loader ran the file's code."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.mkdir, (str(self.marker),)
+
+
+def test_loading_never_unpickles(tmp_path):
+    path, marker = tmp_path / "evil.npz", tmp_path / "code-ran"
+    np.savez(path, config=np.asarray("{}"), step=np.asarray(0),
+             payload=np.array([RunsCodeWhenUnpickled(marker)], dtype=object))
+    with pytest.raises(UserError, match="evil.npz is unreadable"):
+        load_checkpoint(path, new_model())
+    assert not marker.exists()
