@@ -77,7 +77,7 @@ def _topological_order(root):
     Iterative depth-first search: a recursive one would overflow Python's stack on deep
     graphs (a 10,000-step loop is 10,000 levels deep).
     """
-    # BEGIN TASK 1.6 topological sort for backward()
+    # BEGIN TASK 1.1 topological sort for backward()
     order, visited = [], set()
     stack = [(root.creator, False)]
     while stack:
@@ -93,7 +93,7 @@ def _topological_order(root):
             if t.creator is not None and id(t.creator) not in visited:
                 stack.append((t.creator, False))
     return order[::-1]  # the root's creator first
-    # END TASK 1.6
+    # END TASK 1.1
 
 
 class Tensor:

@@ -1,14 +1,22 @@
-"""Shared test helpers: random float64 tensors from a generator seeded afresh for every test."""
+"""Shared test helpers: random float64 tensors from a generator seeded afresh for every test.
+
+The seed is 0 unless MINISUM_TEST_SEED says otherwise: the autograder (tools/grade.py --seed)
+changes it so that code tuned to the default inputs fails.
+"""
+import os
+
 import numpy as np
 import pytest
 
 from minisum import Tensor
 
+TEST_SEED = int(os.environ.get("MINISUM_TEST_SEED", "0"))
+
 
 @pytest.fixture
 def rng():
     """A NumPy generator with the same seed in every test, so each test is reproducible on its own."""
-    return np.random.default_rng(0)
+    return np.random.default_rng(TEST_SEED)
 
 
 @pytest.fixture

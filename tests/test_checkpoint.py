@@ -35,6 +35,7 @@ def trained(steps=2):
     return model, optimizer
 
 
+@pytest.mark.needs_engine
 def test_round_trip_keeps_model_optimizer_config_and_step(tmp_path):
     model, optimizer = trained()
     path = tmp_path / "ckpt.npz"
@@ -51,6 +52,7 @@ def test_round_trip_keeps_model_optimizer_config_and_step(tmp_path):
         np.testing.assert_array_equal(optimizer.v[i], restored_opt.v[i])
 
 
+@pytest.mark.needs_engine
 def test_resumed_training_is_bit_identical(tmp_path):
     model, optimizer = trained(steps=3)
     save_checkpoint(tmp_path / "ckpt.npz", model, optimizer, config=CONFIG, step=3)

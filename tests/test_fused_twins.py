@@ -24,11 +24,11 @@ def assert_twins_agree(fused, reference, arrays, rng):
         np.testing.assert_allclose(a.grad, b.grad, rtol=1e-9, atol=1e-12, err_msg=f"gradient of input {i}")
 
 
-@pytest.mark.task("1.1")
 @pytest.mark.task("1.2")
 @pytest.mark.task("1.3")
 @pytest.mark.task("1.4")
-@pytest.mark.task("1.6")
+@pytest.mark.task("1.5")
+@pytest.mark.task("1.1")
 @pytest.mark.task("2.1")
 @pytest.mark.parametrize("ignore_index", [None, 0])
 def test_cross_entropy(ignore_index, rng):
@@ -39,11 +39,11 @@ def test_cross_entropy(ignore_index, rng):
                        [rng.standard_normal((3, 4, 6))], rng)
 
 
-@pytest.mark.task("1.1")
 @pytest.mark.task("1.2")
 @pytest.mark.task("1.3")
 @pytest.mark.task("1.4")
-@pytest.mark.task("1.6")
+@pytest.mark.task("1.5")
+@pytest.mark.task("1.1")
 @pytest.mark.task("2.1")
 @pytest.mark.parametrize("fused,reference", [(ops.softmax, composite.softmax_reference),
                                              (ops.log_softmax, composite.log_softmax_reference)],
@@ -52,22 +52,22 @@ def test_softmax_and_log_softmax(fused, reference, rng):
     assert_twins_agree(fused, reference, [3 * rng.standard_normal((2, 3, 5))], rng)
 
 
-@pytest.mark.task("1.1")
 @pytest.mark.task("1.2")
-@pytest.mark.task("1.4")
-@pytest.mark.task("1.6")
+@pytest.mark.task("1.3")
+@pytest.mark.task("1.5")
+@pytest.mark.task("1.1")
 @pytest.mark.task("2.2")
 def test_layer_norm(rng):
     arrays = [rng.standard_normal((2, 3, 5)), rng.standard_normal(5), rng.standard_normal(5)]
     assert_twins_agree(ops.layer_norm, composite.layer_norm_reference, arrays, rng)
 
 
-@pytest.mark.task("1.1")
 @pytest.mark.task("1.2")
 @pytest.mark.task("1.3")
 @pytest.mark.task("1.4")
 @pytest.mark.task("1.5")
 @pytest.mark.task("1.6")
+@pytest.mark.task("1.1")
 @pytest.mark.task("2.1")
 @pytest.mark.task("4.1")
 @pytest.mark.parametrize("causal", [False, True])
@@ -80,9 +80,9 @@ def test_attention(causal, n_queries, n_keys, rng):
                        arrays, rng)
 
 
-@pytest.mark.task("1.1")
-@pytest.mark.task("1.5")
+@pytest.mark.task("1.2")
 @pytest.mark.task("1.6")
+@pytest.mark.task("1.1")
 @pytest.mark.task("3.2")
 @pytest.mark.parametrize("axis", [0, 1, 2, -1])
 def test_cumsum(axis, rng):

@@ -9,6 +9,8 @@ import minisum
 from minisum.models import LanguageModel
 from minisum.models.language_model import sample_token
 
+pytestmark = pytest.mark.needs_engine  # every test here runs code of several tasks
+
 VARIANTS = ("attention", "summation", "hybrid")
 V, T = 11, 9
 

@@ -16,6 +16,8 @@ from minisum.nn import (CausalSummation, Dense, Dropout, Embedding, LayerNorm, L
                         SummationPooling, attention_block, summation_block)
 from minisum.nn.init import keras_dense, torch_linear
 
+pytestmark = pytest.mark.needs_engine  # every test here runs code of several tasks
+
 
 def to_float64(module):
     for p in module.parameters():

@@ -13,6 +13,8 @@ from minisum.models import (AttentionClassifier, AttentionFusionRegressor, Langu
 from minisum.nn import Dropout, LayerNorm, Module
 from minisum.optim import AdamW
 
+pytestmark = pytest.mark.needs_engine  # every test here runs code of several tasks
+
 VARIANTS = ("attention", "summation", "hybrid")
 
 

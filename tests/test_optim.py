@@ -1,4 +1,4 @@
-"""Tests of AdamW, gradient clipping, the warmup-cosine schedule and the Keras-style callbacks."""
+"""Tests of AdamW, gradient clipping and the warmup-cosine schedule (callbacks: test_callbacks.py)."""
 import functools
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import minisum
-from minisum.callbacks import EarlyStopping, ReduceLROnPlateau
+from conftest import TEST_SEED
 from minisum.nn import Linear
 from minisum.optim import AdamW, clip_grad_norm, clip_grad_value, warmup_cosine
 
@@ -16,7 +16,7 @@ def leaf(values):
 
 
 def gradient_sequence(shape, steps, seed=0):
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(TEST_SEED + seed)
     return [rng.standard_normal(shape) for _ in range(steps)]
 
 
@@ -62,7 +62,7 @@ def adam_textbook(w0, grads, lr, betas=(0.9, 0.999), eps=1e-8):
 @pytest.mark.task("5.1")
 @pytest.mark.parametrize("weight_decay", [0.0, 0.1])
 def test_adamw_matches_the_elementwise_reference(weight_decay):
-    w0 = np.random.default_rng(1).standard_normal((3, 4))
+    w0 = np.random.default_rng(TEST_SEED + 1).standard_normal((3, 4))
     grads = gradient_sequence((3, 4), steps=5)
     hyper = dict(lr=0.01, betas=(0.8, 0.95), eps=1e-6, weight_decay=weight_decay)
     np.testing.assert_allclose(run_adamw(w0, grads, **hyper), adamw_reference(w0, grads, **hyper),
@@ -71,7 +71,7 @@ def test_adamw_matches_the_elementwise_reference(weight_decay):
 
 @pytest.mark.task("5.1")
 def test_adamw_without_weight_decay_is_textbook_adam():
-    w0 = np.random.default_rng(2).standard_normal(6)
+    w0 = np.random.default_rng(TEST_SEED + 2).standard_normal(6)
     grads = gradient_sequence(6, steps=7, seed=3)
     np.testing.assert_allclose(run_adamw(w0, grads, lr=0.05), adam_textbook(w0, grads, lr=0.05),
                                rtol=1e-12, atol=1e-14)
@@ -112,8 +112,9 @@ def test_adamw_keeps_float32_parameters_float32():
     assert w.dtype == np.float32
 
 
+@pytest.mark.needs_engine
 def test_adamw_state_dict_moves_the_state_to_a_new_optimizer():
-    w0 = np.random.default_rng(4).standard_normal(5)
+    w0 = np.random.default_rng(TEST_SEED + 4).standard_normal(5)
     grads = gradient_sequence(5, steps=4, seed=5)
     w = leaf(w0)
     first = AdamW([w], lr=0.01, weight_decay=0.1)
@@ -128,6 +129,7 @@ def test_adamw_state_dict_moves_the_state_to_a_new_optimizer():
     np.testing.assert_allclose(w.data, adamw_reference(w0, grads, lr=0.01, weight_decay=0.1), rtol=1e-12)
 
 
+@pytest.mark.needs_engine
 def test_adamw_state_is_copied_not_shared():
     w = leaf([1.0, 2.0])
     first = AdamW([w])
@@ -168,6 +170,7 @@ def test_clip_grad_norm_scales_all_gradients_together():
     np.testing.assert_allclose(np.concatenate([a.grad, b.grad]), [0.6, 0.0, 0.8], rtol=1e-6)
 
 
+@pytest.mark.needs_engine
 def test_clipping_works_on_gradients_that_backward_produced():
     # The two inputs of `a + b` receive the same upstream array, and a sum's backward is a
     # broadcast (read-only) view: clipping one leaf in place must not clip the other twice.
@@ -195,56 +198,3 @@ def test_warmup_cosine_values():
     assert lr(30) == pytest.approx(0.0, abs=1e-12)  # stays at the floor after the end
     assert lr(8, min_lr=0.1) == pytest.approx(0.55)
     assert lr(12, min_lr=0.1) == pytest.approx(0.1)
-
-
-# ---- callbacks ----------------------------------------------------------------------
-
-
-class FakeOptimizer:
-    lr = 1.0
-
-
-def test_reduce_lr_on_plateau_on_a_scripted_loss_sequence():
-    optimizer = FakeOptimizer()
-    plateau = ReduceLROnPlateau(optimizer, factor=0.1, patience=2)
-    losses = [1.0, 0.9, 0.95, 0.9, 0.8, 0.85, 0.9, 0.9, 0.7]
-    # 0.9 ties the best (not an improvement): the 2nd bad epoch reduces, the count restarts
-    expected = [False, False, False, True, False, False, True, False, False]
-    lrs = [1.0, 1.0, 1.0, 0.1, 0.1, 0.1, 0.01, 0.01, 0.01]
-    for loss, reduced, lr in zip(losses, expected, lrs):
-        assert plateau.step(loss) == reduced
-        assert optimizer.lr == pytest.approx(lr)
-    assert plateau.best == 0.7
-
-
-def test_reduce_lr_on_plateau_min_delta():
-    optimizer = FakeOptimizer()
-    plateau = ReduceLROnPlateau(optimizer, factor=0.5, patience=1, min_delta=0.1)
-    assert not plateau.step(1.0)
-    assert plateau.step(0.95)  # better, but not by min_delta
-    assert not plateau.step(0.85)
-    assert optimizer.lr == 0.5
-
-
-def test_early_stopping_stops_after_patience_and_restores_the_best_weights():
-    model = Linear(2, 1)
-    stopper = EarlyStopping(model, patience=3)
-    losses = [0.9, 0.5, 0.4, 0.45, 0.41, 0.4]
-    stops = []
-    for epoch, loss in enumerate(losses):
-        model.weight.data[:] = epoch  # the weights of each epoch are recognisable
-        stops.append(stopper.step(loss, epoch))
-    assert stops == [False, False, False, False, False, True]  # 0.4 again is no improvement
-    assert stopper.best_epoch == 2
-    stopper.restore_best()
-    np.testing.assert_array_equal(model.weight.data, [[2.0, 2.0]])
-    model.weight.data += 1  # training on after the restore must not alter the kept best weights
-    stopper.restore_best()
-    np.testing.assert_array_equal(model.weight.data, [[2.0, 2.0]])
-
-
-def test_early_stopping_restore_before_any_epoch_changes_nothing():
-    model = Linear(2, 1)
-    before = model.state_dict()
-    EarlyStopping(model).restore_best()
-    np.testing.assert_array_equal(model.weight.data, before["weight"])

@@ -17,6 +17,8 @@ from minisum import ops  # noqa: E402
 from minisum.models import LanguageModel  # noqa: E402
 from minisum.optim import AdamW  # noqa: E402
 
+pytestmark = pytest.mark.needs_engine  # every test here runs code of several tasks
+
 VARIANTS = ("attention", "summation", "hybrid")
 CONFIG = dict(vocab_size=50, d_model=32, n_layers=3, n_heads=4, max_len=16)
 PAD = 0

@@ -12,7 +12,7 @@ def sum_to(grad, shape):
     Broadcasting prepends axes and stretches axes of size 1; the gradient of a value used
     many times is the sum of the gradients of its uses.
     """
-    # BEGIN TASK 1.1 sum_to: undo broadcasting
+    # BEGIN TASK 1.2 sum_to: undo broadcasting
     extra = grad.ndim - len(shape)
     if extra > 0:
         grad = grad.sum(axis=tuple(range(extra)))
@@ -20,7 +20,7 @@ def sum_to(grad, shape):
     if stretched:
         grad = grad.sum(axis=stretched, keepdims=True)
     return grad
-    # END TASK 1.1
+    # END TASK 1.2
 
 
 class Add(Function):
@@ -31,9 +31,9 @@ class Add(Function):
         return a + b
 
     def backward(self, gy):
-        # BEGIN TASK 1.2 backward of add, sub, mul, div, neg, pow
+        # BEGIN TASK 1.3 backward of add, sub, mul, div, neg, pow
         return sum_to(gy, self.shapes[0]), sum_to(gy, self.shapes[1])
-        # END TASK 1.2
+        # END TASK 1.3
 
 
 class Sub(Function):
@@ -44,9 +44,9 @@ class Sub(Function):
         return a - b
 
     def backward(self, gy):
-        # BEGIN TASK 1.2
+        # BEGIN TASK 1.3
         return sum_to(gy, self.shapes[0]), sum_to(-gy, self.shapes[1])
-        # END TASK 1.2
+        # END TASK 1.3
 
 
 class Mul(Function):
@@ -57,11 +57,11 @@ class Mul(Function):
         return a * b
 
     def backward(self, gy):
-        # BEGIN TASK 1.2
+        # BEGIN TASK 1.3
         ga = sum_to(gy * self.b, self.a.shape) if self.needs_grad[0] else None
         gb = sum_to(gy * self.a, self.b.shape) if self.needs_grad[1] else None
         return ga, gb
-        # END TASK 1.2
+        # END TASK 1.3
 
 
 class Div(Function):
@@ -72,12 +72,12 @@ class Div(Function):
         return a / b
 
     def backward(self, gy):
-        # BEGIN TASK 1.2
+        # BEGIN TASK 1.3
         gx = gy / self.b
         ga = sum_to(gx, self.a.shape) if self.needs_grad[0] else None
         gb = sum_to(-gx * self.a / self.b, self.b.shape) if self.needs_grad[1] else None
         return ga, gb
-        # END TASK 1.2
+        # END TASK 1.3
 
 
 class Neg(Function):
@@ -87,9 +87,9 @@ class Neg(Function):
         return -x
 
     def backward(self, gy):
-        # BEGIN TASK 1.2
+        # BEGIN TASK 1.3
         return -gy
-        # END TASK 1.2
+        # END TASK 1.3
 
 
 class Pow(Function):
@@ -103,9 +103,9 @@ class Pow(Function):
         return x ** self.p
 
     def backward(self, gy):
-        # BEGIN TASK 1.2
+        # BEGIN TASK 1.3
         return gy * self.p * self.x ** (self.p - 1)
-        # END TASK 1.2
+        # END TASK 1.3
 
 
 def add(a, b):

@@ -15,9 +15,9 @@ class Exp(Function):
         return self.y
 
     def backward(self, gy):
-        # BEGIN TASK 1.3 backward of exp, log, tanh, sigmoid, relu
+        # BEGIN TASK 1.4 backward of exp, log, tanh, sigmoid, relu
         return gy * self.y
-        # END TASK 1.3
+        # END TASK 1.4
 
 
 class Log(Function):
@@ -28,9 +28,9 @@ class Log(Function):
         return get_array_module(x).log(x)
 
     def backward(self, gy):
-        # BEGIN TASK 1.3
+        # BEGIN TASK 1.4
         return gy / self.x
-        # END TASK 1.3
+        # END TASK 1.4
 
 
 class Tanh(Function):
@@ -41,9 +41,9 @@ class Tanh(Function):
         return self.y
 
     def backward(self, gy):
-        # BEGIN TASK 1.3
+        # BEGIN TASK 1.4
         return gy * (1 - self.y * self.y)
-        # END TASK 1.3
+        # END TASK 1.4
 
 
 class Sigmoid(Function):
@@ -56,9 +56,9 @@ class Sigmoid(Function):
         return self.y
 
     def backward(self, gy):
-        # BEGIN TASK 1.3
+        # BEGIN TASK 1.4
         return gy * self.y * (1 - self.y)
-        # END TASK 1.3
+        # END TASK 1.4
 
 
 class Relu(Function):
@@ -69,9 +69,9 @@ class Relu(Function):
         return get_array_module(x).maximum(x, 0)
 
     def backward(self, gy):
-        # BEGIN TASK 1.3
+        # BEGIN TASK 1.4
         return gy * self.positive
-        # END TASK 1.3
+        # END TASK 1.4
 
 
 def exp(x):

@@ -33,7 +33,7 @@ class MatMul(Function):
         return a @ b
 
     def backward(self, gc):
-        # BEGIN TASK 1.5 backward of matmul and linear
+        # BEGIN TASK 1.6 backward of matmul and linear
         a, b = self.a, self.b
         if b.ndim == 1:  # (n, k) @ (k,): treat b as a column (first, so that (k,) @ (k,) works)
             b, gc = b[:, None], gc[..., None]
@@ -42,7 +42,7 @@ class MatMul(Function):
         ga = sum_to(gc @ _swap_last(b), a.shape).reshape(self.a.shape) if self.needs_grad[0] else None
         gb = sum_to(_swap_last(a) @ gc, b.shape).reshape(self.b.shape) if self.needs_grad[1] else None
         return ga, gb
-        # END TASK 1.5
+        # END TASK 1.6
 
 
 class Linear(Function):
@@ -63,14 +63,14 @@ class Linear(Function):
         return y.reshape(*x.shape[:-1], weight.shape[0])  # (..., out)
 
     def backward(self, gy):
-        # BEGIN TASK 1.5
+        # BEGIN TASK 1.6
         out_features, in_features = self.weight.shape
         gy2 = gy.reshape(-1, out_features)  # (N, out)
         gx = (gy2 @ self.weight).reshape(self.x.shape) if self.needs_grad[0] else None
         gw = gy2.T @ self.x.reshape(-1, in_features) if self.needs_grad[1] else None  # (out, in)
         gb = gy2.sum(axis=0) if len(self.needs_grad) > 2 and self.needs_grad[2] else None
         return gx, gw, gb
-        # END TASK 1.5
+        # END TASK 1.6
 
 
 def matmul(a, b):

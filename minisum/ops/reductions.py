@@ -27,11 +27,11 @@ class Sum(Function):
         return x.sum(axis=self.axis, keepdims=self.keepdims)
 
     def backward(self, gy):
-        # BEGIN TASK 1.4 backward of sum, mean, max
+        # BEGIN TASK 1.5 backward of sum, mean, max
         xp = get_array_module(gy)
         gy = gy.reshape(_keepdims_shape(self.shape, self.axis))
         return xp.broadcast_to(gy, self.shape)
-        # END TASK 1.4
+        # END TASK 1.5
 
 
 class Mean(Function):
@@ -47,11 +47,11 @@ class Mean(Function):
         return y
 
     def backward(self, gy):
-        # BEGIN TASK 1.4
+        # BEGIN TASK 1.5
         xp = get_array_module(gy)
         gy = gy.reshape(_keepdims_shape(self.shape, self.axis)) / self.count
         return xp.broadcast_to(gy, self.shape)
-        # END TASK 1.4
+        # END TASK 1.5
 
 
 class Max(Function):
@@ -66,11 +66,11 @@ class Max(Function):
         return self.y if self.keepdims else self.y.reshape(x.max(axis=self.axis).shape)
 
     def backward(self, gy):
-        # BEGIN TASK 1.4
+        # BEGIN TASK 1.5
         is_max = (self.x == self.y).astype(gy.dtype)  # as floats: bool / int count would be float64
         share = is_max / is_max.sum(axis=self.axis, keepdims=True)  # ties split the gradient
         return gy.reshape(self.y.shape) * share
-        # END TASK 1.4
+        # END TASK 1.5
 
 
 def sum(x, axis=None, keepdims=False):

@@ -1,0 +1,49 @@
+"""Task 5.2: a hybrid language model trained with lm_train_step learns a toy language."""
+import math
+
+import numpy as np
+import pytest
+
+import minisum
+from conftest import TEST_SEED
+from minisum.models import LanguageModel
+from minisum.optim import AdamW
+from minisum.training import lm_train_step
+
+pytestmark = pytest.mark.needs_engine  # every test here runs code of several tasks
+
+PAD = 0
+
+
+def toy_batch(rng, vocab=12, batch=4, length=10):
+    """Sequences counting upward modulo the vocabulary (ids 1..vocab-1), the last two padded:
+    each next token is determined by the current one, so a model can learn it exactly."""
+    starts = rng.integers(1, vocab, size=(batch, 1))
+    ids = (starts + np.arange(length)) % (vocab - 1) + 1
+    ids[:, -2:] = PAD
+    return ids[:, :-1], ids[:, 1:]
+
+
+@pytest.mark.task("5.2")
+def test_a_hybrid_model_learns_the_toy_language():
+    minisum.seed(TEST_SEED)
+    rng = np.random.default_rng(TEST_SEED)
+    model = LanguageModel(vocab_size=12, d_model=16, n_layers=2, n_heads=2, max_len=16, mixer="hybrid")
+    optimizer = AdamW(model.parameters(), lr=1e-2)
+    losses = [lm_train_step(model, optimizer, *toy_batch(rng), pad_id=PAD) for _ in range(150)]
+    assert all(isinstance(loss, float) for loss in losses)
+    assert abs(losses[0] - math.log(12)) < 1.0  # starts near chance
+    assert np.mean(losses[-10:]) < 0.1  # ends knowing the successor of every token
+
+
+@pytest.mark.task("5.2")
+def test_the_step_ignores_padding_targets():
+    minisum.seed(TEST_SEED)
+    model = LanguageModel(vocab_size=12, d_model=8, n_layers=1, n_heads=2, max_len=16, mixer="hybrid")
+    inputs, targets = toy_batch(np.random.default_rng(TEST_SEED))
+    all_pad = np.full_like(targets, PAD)
+    before = model.state_dict()
+    loss = lm_train_step(model, AdamW(model.parameters(), lr=1e-2), inputs, all_pad, pad_id=PAD)
+    assert loss == 0.0  # nothing to predict
+    after = model.state_dict()
+    assert all(np.array_equal(before[k], after[k]) for k in before)  # zero gradients move nothing
