@@ -7,7 +7,7 @@ tasks it also runs (every gradient test runs backward(), task 1.1).
 import json
 import os
 
-_marks, _outcomes, _messages = {}, {}, {}
+_marks, _outcomes, _messages, _needs_engine = {}, {}, {}, set()
 
 
 def pytest_collection_modifyitems(items):
@@ -15,6 +15,8 @@ def pytest_collection_modifyitems(items):
         tasks = [str(m.args[0]) for m in item.iter_markers("task")]
         if tasks:
             _marks[item.nodeid] = tasks  # nearest first
+            if item.get_closest_marker("needs_engine"):
+                _needs_engine.add(item.nodeid)
 
 
 def pytest_runtest_logreport(report):
@@ -32,4 +34,4 @@ def pytest_sessionfinish(session):
     if path:
         with open(path, "w") as f:
             json.dump([{"test": t, "task": tasks[0], "all_tasks": tasks, "outcome": _outcomes.get(t, "not run"),
-                        "message": _messages.get(t, "")} for t, tasks in _marks.items()], f)
+                        "message": _messages.get(t, ""), "needs_engine": t in _needs_engine} for t, tasks in _marks.items()], f)

@@ -57,7 +57,7 @@ def build(out_dir, task_ids=None, solutions=False, force=False):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("out_dir")
+    parser.add_argument("out_dir", nargs="?", help="the folder to create")
     parser.add_argument("--tasks", help="comma-separated task ids to remove (default: all)")
     parser.add_argument("--solutions", action="store_true", help="keep every body (the teacher's copy)")
     parser.add_argument("--force", action="store_true", help="replace out_dir if it exists")
@@ -69,6 +69,8 @@ def main(argv=None):
             for task_id, (title, blocks) in tasks.items():
                 print(f"{task_id:5} {title}  ({len(blocks)} block{'s' if len(blocks) > 1 else ''})")
             return
+        if not args.out_dir:
+            parser.error("give the folder to write the handout to")
         task_ids = args.tasks.split(",") if args.tasks else None
         out = build(args.out_dir, task_ids, args.solutions, args.force)
     except MarkerError as err:
