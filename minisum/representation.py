@@ -93,7 +93,8 @@ def plot_representations(states, path, title=""):
     ratio_ax = fig.add_subplot(grid[1, n:])
     for name, curve in curves.items():
         cosine_ax.plot(np.arange(1, len(curve["layer_cosine"]) + 1), curve["layer_cosine"], marker="o", label=name)
-        ratio_ax.plot(np.arange(len(curve["participation_ratio"])), curve["participation_ratio"], marker="o", label=name)
+        ratios = curve["participation_ratio"]
+        ratio_ax.plot(np.arange(len(ratios)), ratios, marker="o", label=name)
     cosine_ax.set(title="(b) cosine similarity, layer l - 1 to l", xlabel="layer l (0 = embedding)",
                   ylabel="mean cosine similarity")
     ratio_ax.set(title="(c) participation ratio", xlabel="layer (0 = embedding)", ylabel="(sum λ)² / sum λ²")

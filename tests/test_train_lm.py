@@ -1,0 +1,326 @@
+"""train_lm.py end to end on the tiny WikiText fixture, and the representation analysis.
+
+One module-wide run trains the three variants for two epochs; the other tests resume it,
+interrupt it, poison it, sample from it and analyse it. Sizes are tiny (a 300-token BPE,
+d 16, 2 layers, 16 samples) so the whole file takes seconds.
+"""
+import importlib.util
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import train_lm
+from minisum import Tensor, runtime
+from minisum.checkpoint import read_checkpoint
+from minisum.data.gpt2_tokenizer import load_tokenizer
+from minisum.representation import layer_cosine, participation_ratio, pca_2d
+
+pytestmark = pytest.mark.needs_engine  # every test here runs code of several tasks
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures" / "lm"
+OFFLINE = {"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg"}
+# 16 samples in batches of 4 (4 training steps per epoch), 8 validation samples (2 batches).
+# The high rate makes the loss fall visibly in two epochs.
+TINY = ["--data-dir", str(FIXTURES), "--tokenizer", "bpe:300", "--d-model", "16", "--layers", "2", "--heads", "2",
+        "--context", "32", "--batch-size", "4", "--train-samples", "16", "--valid-samples", "8", "--lr", "1e-2"]
+MODELS = ("attention", "summation", "hybrid")
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    for name, value in OFFLINE.items():
+        monkeypatch.setenv(name, value)
+
+
+def train(out_dir, *extra):
+    train_lm.main(TINY + ["--out-dir", str(out_dir), *extra])
+
+
+def results(out_dir):
+    return json.loads((out_dir / "results.json").read_text())
+
+
+def weights(path):
+    return read_checkpoint(path)["model"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A finished 2-epoch run of the three variants (shared: tests copy it before changing it)."""
+    out_dir = tmp_path_factory.mktemp("lm") / "run"
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in OFFLINE.items():
+            patch.setenv(name, value)
+        train(out_dir, "--epochs", "2")
+    return out_dir
+
+
+def copy_run(run, tmp_path):
+    return Path(shutil.copytree(run, tmp_path / "run"))
+
+
+# ----- a full run -----------------------------------------------------------------------
+
+def test_run_writes_results_checkpoints_and_curves(run):
+    report = results(run)
+    assert report["config"]["epochs"] == 2 and report["config"]["tokenizer"] == "bpe:300"
+    assert report["data"]["vocab_size"] == 300 and report["data"]["train_samples"] == 16
+    assert report["paper"]["hybrid"] == [274, 0.23]
+    assert report["hardware"]["device"] == "cpu"
+    assert list(report["models"]) == list(MODELS)
+    for name in MODELS:
+        record = report["models"][name]
+        assert record["status"] == "finished" and [e["epoch"] for e in record["epochs"]] == [1, 2]
+        for epoch in record["epochs"]:
+            for split in ("train", "valid"):
+                assert epoch[f"{split}_ppl"] == pytest.approx(math.exp(epoch[f"{split}_loss"]))
+                assert 0 <= epoch[f"{split}_acc"] <= 1
+        assert record["epochs"][1]["train_loss"] < record["epochs"][0]["train_loss"]
+        ckpt = read_checkpoint(run / f"{name}.npz")
+        assert ckpt["config"]["model"]["mixer"] == name and ckpt["config"]["model"]["max_len"] == 32
+        assert ckpt["step"] == 8  # 4 steps per epoch
+        assert ckpt["extra"]["record"]["epochs"] == record["epochs"]
+    assert (run / "loss_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (run / "tokenizer.json").is_file()
+
+
+def test_variants_start_from_the_same_embeddings():
+    args = train_lm.parse_args(TINY)
+    first = {name: train_lm.build_model(name, args, 300).token_embedding.weight.numpy() for name in MODELS}
+    np.testing.assert_array_equal(first["attention"], first["summation"])
+    np.testing.assert_array_equal(first["attention"], first["hybrid"])
+
+
+def test_meter_follows_the_paper_definitions():
+    # Loss: the mean of the batch losses. Accuracy: argmax hits over the non-pad targets.
+    pad = 0
+    meter = train_lm.Meter()
+    logits = np.zeros((1, 4, 3), dtype=np.float32)
+    logits[0, [0, 1, 2, 3], [1, 2, 1, 0]] = 1.0  # predictions 1, 2, 1, 0
+    meter.add(1.0, Tensor(logits), np.array([[1, 1, 1, pad]]), pad)  # hits: position 0 and 2
+    meter.add(3.0, Tensor(logits[:, :2]), np.array([[2, 1]]), pad)  # predictions 1, 2: no hit
+    metrics = meter.metrics()
+    assert metrics["loss"] == 2.0 and metrics["ppl"] == pytest.approx(math.exp(2.0))
+    assert metrics["acc"] == pytest.approx(2 / 5)  # the pad target, predicted right, does not count
+
+
+def test_saved_gpt2_tokenizer_gives_gpt2_ids(tmp_path):
+    # --resume and --generate read tokenizer.json: it must give the ids training used.
+    gpt2_dir = ROOT.parent / "shared" / "data" / "gpt2-tokenizer"
+    if not gpt2_dir.is_dir():
+        pytest.skip("no GPT-2 tokenizer files in ../shared/data")
+    original = load_tokenizer("gpt2", str(gpt2_dir))
+    train_lm.save_tokenizer(original, tmp_path / "tokenizer.json")
+    saved = train_lm.read_tokenizer(tmp_path / "tokenizer.json", "gpt2")
+    text = (FIXTURES / "wiki.valid.tokens").read_text(encoding="utf-8") + " <|endoftext|> héllo"
+    assert saved.encode(text) == original.encode(text)
+    assert saved.encode(" the") == [262] and (saved.vocab_size, saved.pad_id) == (50257, 50256)
+
+
+# ----- resume, Ctrl-C, divergence -------------------------------------------------------
+
+def test_resume_of_a_finished_run_trains_nothing(run, tmp_path, capsys):
+    out_dir = copy_run(run, tmp_path)
+    before = {name: (out_dir / f"{name}.npz").read_bytes() for name in MODELS}
+    train(out_dir, "--epochs", "2", "--resume")
+    assert {name: (out_dir / f"{name}.npz").read_bytes() for name in MODELS} == before
+    assert "nothing to resume" in capsys.readouterr().out
+    assert results(out_dir)["models"]["hybrid"]["epochs"] == results(run)["models"]["hybrid"]["epochs"]
+
+
+def test_resume_continues_to_the_same_model_as_an_uninterrupted_run(run, tmp_path):
+    train(tmp_path, "--models", "summation", "--epochs", "1")
+    train(tmp_path, "--models", "summation", "--epochs", "2", "--resume")
+    record = results(tmp_path)["models"]["summation"]
+    assert [e["epoch"] for e in record["epochs"]] == [1, 2]
+    # Same batch order and optimizer state: the weights of the straight 2-epoch run.
+    resumed, straight = weights(tmp_path / "summation.npz"), weights(run / "summation.npz")
+    for name in straight:
+        np.testing.assert_allclose(resumed[name], straight[name], rtol=1e-5, atol=1e-6)
+
+
+def test_ctrl_c_mid_epoch_saves_and_resume_finishes_the_epoch(run, tmp_path, monkeypatch):
+    real = train_lm.cross_entropy
+    calls = []
+
+    def interrupt_on_the_8th_batch(*args, **kwargs):
+        # Epoch 1 is 4 training + 2 validation batches: call 8 is epoch 2's second step.
+        calls.append(1)
+        if len(calls) == 8:
+            signal.raise_signal(signal.SIGINT)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_lm, "cross_entropy", interrupt_on_the_8th_batch)
+    with pytest.raises(KeyboardInterrupt):
+        train(tmp_path, "--models", "summation", "--epochs", "2")
+    saved = read_checkpoint(tmp_path / "summation.npz")
+    assert saved["extra"]["partial"]["batches"] == 2 and saved["step"] == 6
+    assert results(tmp_path)["models"]["summation"]["status"] == "interrupted"
+
+    monkeypatch.setattr(train_lm, "cross_entropy", real)
+    train(tmp_path, "--models", "summation", "--epochs", "2", "--resume")
+    resumed, straight = weights(tmp_path / "summation.npz"), weights(run / "summation.npz")
+    for name in straight:
+        np.testing.assert_allclose(resumed[name], straight[name], rtol=1e-5, atol=1e-6)
+    assert read_checkpoint(tmp_path / "summation.npz")["step"] == 8
+
+
+def test_sigint_exits_130_with_a_checkpoint(tmp_path):
+    command = [sys.executable, str(ROOT / "train_lm.py"), *TINY, "--models", "summation", "--epochs", "100000",
+               "--out-dir", str(tmp_path)]
+    process = subprocess.Popen(command, cwd=tmp_path, env={**os.environ, **OFFLINE}, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "summation.npz").exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and "--resume" in err
+    assert read_checkpoint(tmp_path / "summation.npz")["extra"]["record"]["status"] == "interrupted"
+
+
+def test_a_diverging_model_stops_alone_and_keeps_its_last_good_checkpoint(tmp_path, monkeypatch, capsys):
+    real = train_lm.train_epoch
+
+    def poison_summation_in_epoch_2(model, *args):
+        if args[-2] == "summation epoch 2/2":  # the progress label
+            model.output_projection.bias.data[:] = np.nan
+        return real(model, *args)
+
+    monkeypatch.setattr(train_lm, "train_epoch", poison_summation_in_epoch_2)
+    train(tmp_path, "--models", "summation,hybrid", "--epochs", "2")
+    report = results(tmp_path)["models"]
+    assert report["summation"]["status"] == "diverged" and len(report["summation"]["epochs"]) == 1
+    assert report["hybrid"]["status"] == "finished" and len(report["hybrid"]["epochs"]) == 2
+    kept = read_checkpoint(tmp_path / "summation.npz")
+    assert len(kept["extra"]["record"]["epochs"]) == 1
+    assert all(np.isfinite(w).all() for w in kept["model"].values())
+    err = capsys.readouterr().err
+    assert "summation" in err and "nan" in err and "last good checkpoint (epoch 1)" in err
+
+
+# ----- generation and analysis ----------------------------------------------------------
+
+def test_generate_prints_the_prompt_and_its_continuation(run, capsys):
+    argv = ["--out-dir", str(run), "--models", "hybrid", "--generate", "The game", "--max-new-tokens", "8"]
+    train_lm.main(argv + ["--temperature", "0"])
+    greedy = capsys.readouterr().out
+    assert greedy.startswith("The game") and len(greedy.rstrip("\n")) > len("The game")
+    train_lm.main(argv + ["--temperature", "0"])
+    assert capsys.readouterr().out == greedy  # greedy decoding is deterministic
+
+
+def test_analyze_writes_the_representation_figure(run, tmp_path):
+    out_dir = copy_run(run, tmp_path)
+    train(out_dir, "--epochs", "2", "--resume", "--analyze")
+    assert (out_dir / "representations.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    curves = results(out_dir)["representation"]
+    assert list(curves) == list(MODELS)
+    for curve in curves.values():  # embedding + 2 blocks: 2 transitions, 3 layers
+        assert len(curve["layer_cosine"]) == 2 and len(curve["participation_ratio"]) == 3
+        assert all(-1 <= c <= 1 for c in curve["layer_cosine"])
+        assert all(1 <= r <= 16 for r in curve["participation_ratio"])
+
+
+# ----- bad input ------------------------------------------------------------------------
+
+def fail(argv, capsys):
+    """Run the script's main as `python train_lm.py` would; returns (exit status, stderr)."""
+    with pytest.raises(SystemExit) as exit_info:
+        runtime.run_main(lambda: train_lm.main(argv))
+    return exit_info.value.code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--models", "attention,transformer"], "unknown model 'transformer' in --models; choose from attention, "
+                                           "summation, hybrid"),
+    (["--models", "hybrid,hybrid"], "names a model twice"),
+    (["--dataset", "wikitext103"], "choose one of wikitext2, cmu_books, imdb, ag_news"),
+    (["--d-model", "30", "--heads", "4"], "--d-model 30 is not divisible by --heads 4"),
+    (["--context", "1"], "--context must be at least 2"),
+    (["--epochs", "0"], "--epochs must be at least 1"),
+    (["--lr", "-1"], "--lr must be > 0"),
+    (["--epochs", "two"], "invalid int value: 'two'"),
+    (["--tokenizer", "gpt2", "--tokenizer-dir", "{empty}"], "must hold GPT-2's vocab.json and merges.txt"),
+    (["--tokenizer", "words"], "unknown tokenizer 'words'"),
+    (["--data-dir", "{empty}"], "wiki.train.raw"),
+    (["--resume"], "nothing to resume"),
+    (["--generate", "The game"], "no checkpoint"),
+])
+def test_bad_input_fails_in_one_line_and_writes_nothing(tmp_path, capsys, extra, message):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    (out_dir / "results.json").write_text("an earlier run")
+    status, err = fail(TINY + ["--out-dir", str(out_dir)] + [a.format(empty=empty) for a in extra], capsys)
+    assert status == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert sorted(os.listdir(out_dir)) == ["results.json"]
+    assert (out_dir / "results.json").read_text() == "an earlier run"
+
+
+def test_resume_with_other_flags_names_them(run, tmp_path, capsys):
+    out_dir = copy_run(run, tmp_path)
+    status, err = fail(TINY + ["--out-dir", str(out_dir), "--resume", "--d-model", "32"], capsys)
+    assert status == 2 and "trained with --d-model 16, this run asks for 32" in err
+    assert (out_dir / "attention.npz").read_bytes() == (run / "attention.npz").read_bytes()
+
+
+def test_generate_longer_than_the_positional_table(run, capsys):
+    status, err = fail(["--out-dir", str(run), "--generate", "The game", "--max-new-tokens", "40"], capsys)
+    assert status == 2 and "positional table of 32 positions" in err
+
+
+def test_gpu_without_cupy_is_one_line_from_the_command_line(tmp_path):
+    if importlib.util.find_spec("cupy") is not None:
+        pytest.skip("CuPy is installed: --device gpu may well work here")
+    command = [sys.executable, str(ROOT / "train_lm.py"), "--device", "gpu", "--out-dir", str(tmp_path / "o")]
+    done = subprocess.run(command, cwd=tmp_path, env={**os.environ, **OFFLINE}, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2 and "CuPy is not installed" in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
+# ----- the representation measures -------------------------------------------------------
+
+def test_participation_ratio_counts_the_directions_used():
+    rng = np.random.default_rng(0)
+    assert participation_ratio(rng.standard_normal((20000, 8))) == pytest.approx(8, rel=0.02)  # isotropic
+    line = rng.standard_normal((500, 1)) * rng.standard_normal((1, 8))  # rank 1
+    assert participation_ratio(line) == pytest.approx(1.0)
+    # Variances 6 and 2 along two axes (covariance diag(6, 2) / 3 by hand): (6 + 2)^2 / (36 + 4) = 1.6.
+    a = math.sqrt(3)
+    assert participation_ratio([[a, 0], [-a, 0], [0, 1], [0, -1]]) == pytest.approx(1.6)
+    assert participation_ratio(np.ones((5, 3))) == 0.0
+
+
+def test_pca_2d_recovers_the_plane_of_largest_variance():
+    rng = np.random.default_rng(1)
+    basis, _ = np.linalg.qr(rng.standard_normal((6, 6)))  # orthonormal columns
+    t, s = 10 * rng.standard_normal(400), 3 * rng.standard_normal(400)
+    t, s = t - t.mean(), s - s.mean()
+    s -= (s @ t) / (t @ t) * t  # uncorrelated with t: then t and s are exactly the principal coordinates
+    points = np.outer(t, basis[:, 0]) + np.outer(s, basis[:, 1]) + 5.0
+    coords = pca_2d(points)
+    assert coords.shape == (400, 2)
+    # Up to the arbitrary sign of each direction.
+    np.testing.assert_allclose(np.abs(coords), np.abs(np.stack([t, s], axis=1)), atol=1e-8)
+
+
+def test_layer_cosine_between_consecutive_layers():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((50, 4))
+    orthogonal = np.stack([-x[:, 1], x[:, 0], -x[:, 3], x[:, 2]], axis=1)  # row by row perpendicular to x
+    np.testing.assert_allclose(layer_cosine([x, 3 * x, -x, orthogonal]), [1, -1, 0], atol=1e-12)
