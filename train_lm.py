@@ -23,10 +23,8 @@ Ctrl-C saves a checkpoint at the end of the current batch; --resume picks it up 
 import argparse
 import itertools
 import math
-import os
 import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,6 +32,7 @@ import numpy as np
 
 from minisum import backend, runtime
 from minisum.autograd import no_grad
+from minisum.atomic import atomic_open
 from minisum.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from minisum.data.gpt2_tokenizer import END_OF_TEXT, LMTokenizer, load_tokenizer
 from minisum.data.lm_samples import batches, count_tokens, make_samples
@@ -174,10 +173,8 @@ def prepare_data(args, out_dir):
 
 def save_tokenizer(tokenizer, path):
     """Write tokenizer.json atomically (a bpe:N tokenizer is learned from the data: keep it)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
+    with atomic_open(path, "w", encoding="utf-8") as f:
         f.write(tokenizer.backend.to_str())
-    os.replace(tmp, path)
 
 
 def read_tokenizer(path, name):

@@ -6,11 +6,11 @@ is stored as JSON text, so a checkpoint from a stranger cannot run code.
 """
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy as np
 
+from minisum.atomic import atomic_open
 from minisum.backend import to_numpy
 from minisum.errors import UserError
 
@@ -24,16 +24,8 @@ def save_checkpoint(path, model, optimizer=None, config=None, step=0, extra=None
     arrays["config"] = np.asarray(json.dumps(config or {}))
     arrays["extra"] = np.asarray(json.dumps(extra or {}))
     arrays["step"] = np.asarray(step)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_open(path, "wb") as f:
+        np.savez(f, **arrays)
 
 
 def read_checkpoint(path):

@@ -7,10 +7,10 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 
 from minisum import backend
+from minisum.atomic import atomic_open
 from minisum.errors import UserError
 
 
@@ -48,12 +48,8 @@ def hardware_info():
 
 def write_json(path, data):
     """Write JSON atomically: a crash never leaves half a results file."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
+    with atomic_open(path, "w") as f:
         json.dump(data, f, indent=2)
-    os.replace(tmp, path)
 
 
 def progress(iterable, total, desc, unit="batch"):

@@ -7,7 +7,6 @@ import pytest
 
 import minisum
 from conftest import TEST_SEED
-from minisum.nn import Linear
 from minisum.optim import AdamW, clip_grad_norm, clip_grad_value, warmup_cosine
 
 
