@@ -47,13 +47,6 @@ PAPER_SPEEDUP = "6-18x (up to ~18x at 512 tokens)"
 QUICK = dict(train_limit=4000, test_limit=2000, epochs=6, seq_len=128, d_model=64, head_dim=64, lr=1e-3)
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """argparse that raises UserError: a bad flag gives one line, like every other bad input."""
-
-    def error(self, message):
-        raise UserError(message)
-
-
 def positive(kind):
     def parse(text):
         value = kind(text)
@@ -86,7 +79,7 @@ def model_list(text):
 
 
 def parse_args(argv=None):
-    p = OneLineParser(description=__doc__.split("\n\n")[0])
+    p = runtime.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", choices=CLS_DATASETS, default="20newsgroups")
     p.add_argument("--data-dir", help="folder with the dataset's files (or ../shared/data itself); "
                                       "default: the Hugging Face hub")

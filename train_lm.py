@@ -68,14 +68,8 @@ ANALYSIS_POSITIONS = 2000  # token positions drawn per model for --analyze: stab
 
 # ----- command line ---------------------------------------------------------------------
 
-class Parser(argparse.ArgumentParser):
-    def error(self, message):
-        # One line, like every other bad input, instead of argparse's usage block.
-        raise UserError(f"{message} (see --help)")
-
-
 def parse_args(argv):
-    p = Parser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+    p = runtime.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                formatter_class=argparse.RawDescriptionHelpFormatter)
     # The metavar of each flag of the protocol shows its default, the paper's value.
     p.add_argument("--dataset", metavar=PAPER["dataset"], help=f"one of {', '.join(LM_DATASETS)}")

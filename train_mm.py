@@ -19,7 +19,6 @@ docs/train_mm.md has measured numbers.
 Writes results.json (config, metrics, per-epoch curves, timing, hardware) and
 results.png (validation curves, predicted vs true) to --out-dir.
 """
-import argparse
 import math
 import os
 import sys
@@ -37,7 +36,7 @@ from minisum.errors import UserError
 from minisum.models import AttentionFusionRegressor, SummationFusionRegressor
 from minisum.optim import AdamW
 from minisum.ridge import regression_metrics, ridge_fit, ridge_predict
-from minisum.runtime import Timer, hardware_info, progress, run_main, setup_device, write_json
+from minisum.runtime import ArgumentParser, Timer, hardware_info, progress, run_main, setup_device, write_json
 
 MODELS = ("ridge", "attention", "summation")
 # The paper's sizes, and a small preset for a quick look on a CPU. Flags given explicitly win.
@@ -48,7 +47,7 @@ KERAS_PLATEAU_MIN_DELTA = 1e-4  # Keras' ReduceLROnPlateau default; EarlyStoppin
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(description=__doc__.split("\n\n")[0])
     data = p.add_argument_group("data")
     data.add_argument("--data-file", help="local .csv / .jsonl / .parquet table (optionally .gz) instead of the hub")
     data.add_argument("--synthetic", type=int, metavar="N",

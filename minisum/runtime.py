@@ -3,6 +3,7 @@
 `run_main(main)` turns a UserError into one line on stderr and exit status 2, and Ctrl-C
 into exit status 130 after the script has saved what it had.
 """
+import argparse
 import json
 import os
 import platform
@@ -24,6 +25,13 @@ def run_main(main):
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         sys.exit(130)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose errors are UserErrors: a bad flag gives one line, like every other bad input."""
+
+    def error(self, message):
+        raise UserError(f"{message} (see --help)")
 
 
 def setup_device(name, seed):
