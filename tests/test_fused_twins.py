@@ -68,7 +68,6 @@ def test_layer_norm(rng):
 @pytest.mark.task("1.5")
 @pytest.mark.task("1.6")
 @pytest.mark.task("1.1")
-@pytest.mark.task("2.1")
 @pytest.mark.task("4.1")
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("n_queries,n_keys", [(4, 4), (2, 5)])  # fewer queries: keys from a cache

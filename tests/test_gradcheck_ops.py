@@ -273,7 +273,6 @@ def test_layer_norm_of_a_vector_with_large_eps(rand):
 
 
 @pytest.mark.task("1.1")
-@pytest.mark.task("2.1")
 @pytest.mark.task("4.1")
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("n_queries,n_keys", [(4, 4), (2, 5)])  # fewer queries: keys from a cache

@@ -10,7 +10,8 @@ from minisum.backend import get_array_module
 def softmax_forward(x):
     """y_i = e^(x_i) / sum_j e^(x_j) over the last axis."""
     xp = get_array_module(x)
-    e = xp.exp(x - x.max(axis=-1, keepdims=True))
+    e = x - x.max(axis=-1, keepdims=True)
+    xp.exp(e, out=e)  # in place: one (..., V) array in all
     e /= e.sum(axis=-1, keepdims=True)
     return e
 
