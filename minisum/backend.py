@@ -119,16 +119,27 @@ def scatter_add(target, indices, values):
 
     target: (V, C), indices: (N,) ints, values: (N, C). NumPy's `np.add.at` is slow, so on
     NumPy the rows are sorted by index and each run of equal indices summed with
-    `np.add.reduceat` (about 1.7x faster at N 2,048, V 8,192, C 512); CuPy has a fast `add.at`.
+    `np.add.reduceat` (about 1.7x faster at N 2,048, V 8,192, C 512); CuPy has a fast scatter-add.
     """
-    xp = get_array_module(target)
-    if xp is not np:
-        xp.add.at(target, indices, values)
-        return target
+    if get_array_module(target) is not np:
+        return add_at(target, indices, values)
     if indices.size == 0:
         return target
     order = np.argsort(indices, kind="stable")
     sorted_idx = indices[order]
     starts = np.flatnonzero(np.concatenate(([True], sorted_idx[1:] != sorted_idx[:-1])))
     target[sorted_idx[starts]] += np.add.reduceat(values[order], starts, axis=0)
+    return target
+
+
+def add_at(target, index, values):
+    """target[index] += values, unbuffered: repeated positions in `index` all add up.
+
+    NumPy's `np.add.at`; on CuPy `cupyx.scatter_add` (`cupy.add.at` exists only since CuPy 13).
+    """
+    if get_array_module(target) is np:
+        np.add.at(target, index, values)
+    else:
+        import cupyx
+        cupyx.scatter_add(target, index, values)
     return target

@@ -6,7 +6,7 @@ scatter it into the indexed positions, split it between the concatenated pieces.
 import itertools
 
 from minisum.autograd import Function
-from minisum.backend import get_array_module
+from minisum.backend import add_at, get_array_module
 
 
 class Reshape(Function):
@@ -57,10 +57,8 @@ class GetItem(Function):
         return x[self.index]
 
     def backward(self, gy):
-        xp = get_array_module(gy)
-        gx = xp.zeros(self.shape, dtype=gy.dtype)
-        xp.add.at(gx, self.index, gy)
-        return gx
+        gx = get_array_module(gy).zeros(self.shape, dtype=gy.dtype)
+        return add_at(gx, self.index, gy)
 
 
 class Concat(Function):
