@@ -60,15 +60,16 @@ class Function:
 
 
 def _as_tensor(x, inputs):
-    """`x` as a Tensor. A Python number takes the float dtype of the op's tensors, so that
-    `x + 1` stays float32: NumPy promotes float32 with a 0-d int64 array to float64."""
+    """`x` as a Tensor on the device of the op's tensors. A Python number takes their float
+    dtype, so that `x + 1` stays float32: NumPy promotes float32 with a 0-d int64 array to float64."""
     if isinstance(x, Tensor):
         return x
-    if isinstance(x, (int, float)):
-        floats = [t.dtype for t in inputs if isinstance(t, Tensor) and t.dtype.kind == "f"]
-        if floats:
-            return Tensor(x, dtype=floats[0])
-    return Tensor(x)
+    tensors = [t for t in inputs if isinstance(t, Tensor)]
+    if not tensors:
+        return Tensor(x)
+    floats = [t.dtype for t in tensors if t.dtype.kind == "f"]
+    dtype = floats[0] if floats and isinstance(x, (int, float)) else None
+    return Tensor(get_array_module(tensors[0].data).asarray(x, dtype=dtype))
 
 
 def _topological_order(root):

@@ -38,8 +38,8 @@ class AdamW:
             if p.grad is None:
                 continue
             g = p.grad
+            xp = get_array_module(g)
             if self.m[i] is None:
-                xp = get_array_module(g)
                 self.m[i], self.v[i] = xp.zeros_like(p.data), xp.zeros_like(p.data)
             m, v = self.m[i], self.v[i]
             m *= b1
@@ -48,8 +48,13 @@ class AdamW:
             v += (1 - b2) * (g * g)
             if self.weight_decay:
                 p.data -= (self.lr * self.weight_decay) * p.data
-            # m_hat / (sqrt(v_hat) + eps) written with the corrections folded in, in place
-            p.data -= step_size * m / (get_array_module(v).sqrt(v / correction2) + self.eps)
+            # w -= lr * m_hat / (sqrt(v_hat) + eps), with the corrections folded in and one scratch array
+            update = v / correction2
+            xp.sqrt(update, out=update)
+            update += self.eps
+            xp.divide(m, update, out=update)
+            update *= step_size
+            p.data -= update
         # END TASK 5.1
 
     def state_dict(self):

@@ -21,13 +21,14 @@ class LayerNorm(Function):
 
     def forward(self, x, weight, bias):
         xp = get_array_module(x)
-        mean = x.mean(axis=-1, keepdims=True)  # (..., 1)
-        centered = x - mean  # (..., C)
-        var = (centered * centered).mean(axis=-1, keepdims=True)
+        x_hat = x - x.mean(axis=-1, keepdims=True)  # (..., C), centred; normalised in place below
+        var = (x_hat * x_hat).mean(axis=-1, keepdims=True)  # (..., 1)
         self.rstd = 1 / xp.sqrt(var + self.eps)  # (..., 1)
-        self.x_hat = centered * self.rstd  # (..., C)
-        self.weight = weight
-        return self.x_hat * weight + bias
+        x_hat *= self.rstd
+        self.x_hat, self.weight = x_hat, weight
+        y = x_hat * weight
+        y += bias
+        return y
 
     def backward(self, gy):
         # BEGIN TASK 2.2 layer norm backward
