@@ -13,6 +13,17 @@ from minisum import Tensor
 TEST_SEED = int(os.environ.get("MINISUM_TEST_SEED", "0"))
 
 
+def task(graded, *also):
+    """Mark a test as grading assignment task `graded` (tools/grade.py) and as running the
+    code of the tasks in `also` too, so that a handout without any of them fails it."""
+    def mark(test):
+        test = pytest.mark.task(graded)(test)  # applied first: the mark nearest the test
+        for task_id in also:
+            test = pytest.mark.task(task_id)(test)
+        return test
+    return mark
+
+
 @pytest.fixture
 def rng():
     """A NumPy generator with the same seed in every test, so each test is reproducible on its own."""

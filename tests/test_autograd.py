@@ -9,6 +9,7 @@ import pytest
 import minisum
 from minisum import Tensor, no_grad, ops, tensor
 from minisum.ops.arithmetic import sum_to
+from conftest import task
 
 
 def leaf(values):
@@ -20,7 +21,7 @@ def shape_id(shape):
 
 
 # ----- sum_to (task 1.2) -------------------------------------------------------------------
-@pytest.mark.task("1.2")
+@task("1.2")
 @pytest.mark.parametrize("shape,times", [  # how often each entry of `shape` is used in (2, 3, 4)
     ((2, 3, 4), 1),  # nothing to undo
     ((3, 4), 2),  # a prepended axis of 2
@@ -36,7 +37,7 @@ def test_sum_to_undoes_broadcasting(shape, times):
     np.testing.assert_array_equal(result, np.full(shape, float(times)))
 
 
-@pytest.mark.task("1.2")
+@task("1.2")
 def test_sum_to_adds_the_right_entries():
     grad = np.arange(6.0).reshape(2, 3)
     np.testing.assert_array_equal(sum_to(grad, (1, 3)), [[3.0, 5.0, 7.0]])
@@ -44,14 +45,14 @@ def test_sum_to_adds_the_right_entries():
 
 
 # ----- backward() (task 1.1) ---------------------------------------------------------------
-@pytest.mark.task("1.1")
+@task("1.1")
 def test_backward_of_a_scalar_needs_no_upstream_gradient():
     x = leaf([1.0, 2.0, 3.0])
     x[1].backward()
     np.testing.assert_array_equal(x.grad, [0.0, 1.0, 0.0])
 
 
-@pytest.mark.task("1.1")
+@task("1.1")
 def test_backward_twice_doubles_leaf_gradients():
     x = leaf([1.0, 2.0, 3.0])
     y = ops.concat([x[[0, 0]], x[::-1]])  # [x0, x0, x2, x1, x0]
@@ -62,7 +63,7 @@ def test_backward_twice_doubles_leaf_gradients():
     np.testing.assert_array_equal(x.grad, [2 * (1 + 2 + 16), 16, 8])
 
 
-@pytest.mark.task("1.1")
+@task("1.1")
 def test_diamond_sums_both_paths_before_going_further_back():
     x = leaf([1.0, 2.0, 3.0, 4.0])
     h = x[[0, 1, 2, 3]]  # an intermediate used by a short path and a long one
@@ -74,14 +75,14 @@ def test_diamond_sums_both_paths_before_going_further_back():
     np.testing.assert_array_equal(x.grad, [1 + 2 + 32, 8, 16, 4])
 
 
-@pytest.mark.task("1.1")
+@task("1.1")
 def test_leaf_used_twice_by_one_op_gets_both_gradients():
     x = leaf([1.0, 2.0])
     ops.concat([x, x]).backward(np.array([1.0, 2.0, 4.0, 8.0]))
     np.testing.assert_array_equal(x.grad, [5.0, 10.0])
 
 
-@pytest.mark.task("1.1")
+@task("1.1")
 def test_a_10000_op_chain_backpropagates_without_recursion_error():
     x = leaf([1.0, 2.0, 3.0])
     y = x
@@ -93,7 +94,7 @@ def test_a_10000_op_chain_backpropagates_without_recursion_error():
     np.testing.assert_array_equal(x.grad, [4.0, 1.0, 2.0])
 
 
-@pytest.mark.task("1.1")
+@task("1.1")
 def test_gradient_stops_at_detach_and_at_tensors_that_need_none():
     x = leaf([1.0, 2.0])
     constant = Tensor(np.array([5.0]))
@@ -103,7 +104,7 @@ def test_gradient_stops_at_detach_and_at_tensors_that_need_none():
     assert constant.grad is None
 
 
-@pytest.mark.task("1.1")
+@task("1.1")
 def test_leaf_gradients_are_their_own_writable_arrays():
     a, b = leaf([1.0, 2.0]), leaf([3.0, 4.0])
     g = np.array([1.0, 2.0, 4.0, 8.0])

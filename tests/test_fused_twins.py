@@ -1,14 +1,15 @@
 """Each fused op against its plain twin in minisum/ops/composite.py: same values, same gradients.
 
 The twins are built from small ops that autograd differentiates one by one, so a test here
-also runs the tasks those small ops belong to; it carries a `task` mark for each, the
-fused op's task nearest the function (what `get_closest_marker("task")` returns).
+also runs the tasks those small ops belong to: `@task` names the fused op's task first (the
+one graded), then those.
 """
 import numpy as np
 import pytest
 
 from minisum import Tensor, ops
 from minisum.ops import composite
+from conftest import task
 
 
 def assert_twins_agree(fused, reference, arrays, rng):
@@ -24,12 +25,7 @@ def assert_twins_agree(fused, reference, arrays, rng):
         np.testing.assert_allclose(a.grad, b.grad, rtol=1e-9, atol=1e-12, err_msg=f"gradient of input {i}")
 
 
-@pytest.mark.task("1.2")
-@pytest.mark.task("1.3")
-@pytest.mark.task("1.4")
-@pytest.mark.task("1.5")
-@pytest.mark.task("1.1")
-@pytest.mark.task("2.1")
+@task("2.1", "1.1", "1.2", "1.3", "1.4", "1.5")
 @pytest.mark.parametrize("ignore_index", [None, 0])
 def test_cross_entropy(ignore_index, rng):
     targets = rng.integers(0, 6, size=(3, 4))
@@ -39,12 +35,7 @@ def test_cross_entropy(ignore_index, rng):
                        [rng.standard_normal((3, 4, 6))], rng)
 
 
-@pytest.mark.task("1.2")
-@pytest.mark.task("1.3")
-@pytest.mark.task("1.4")
-@pytest.mark.task("1.5")
-@pytest.mark.task("1.1")
-@pytest.mark.task("2.1")
+@task("2.1", "1.1", "1.2", "1.3", "1.4", "1.5")
 @pytest.mark.parametrize("fused,reference", [(ops.softmax, composite.softmax_reference),
                                              (ops.log_softmax, composite.log_softmax_reference)],
                          ids=["softmax", "log_softmax"])
@@ -52,23 +43,13 @@ def test_softmax_and_log_softmax(fused, reference, rng):
     assert_twins_agree(fused, reference, [3 * rng.standard_normal((2, 3, 5))], rng)
 
 
-@pytest.mark.task("1.2")
-@pytest.mark.task("1.3")
-@pytest.mark.task("1.5")
-@pytest.mark.task("1.1")
-@pytest.mark.task("2.2")
+@task("2.2", "1.1", "1.2", "1.3", "1.5")
 def test_layer_norm(rng):
     arrays = [rng.standard_normal((2, 3, 5)), rng.standard_normal(5), rng.standard_normal(5)]
     assert_twins_agree(ops.layer_norm, composite.layer_norm_reference, arrays, rng)
 
 
-@pytest.mark.task("1.2")
-@pytest.mark.task("1.3")
-@pytest.mark.task("1.4")
-@pytest.mark.task("1.5")
-@pytest.mark.task("1.6")
-@pytest.mark.task("1.1")
-@pytest.mark.task("4.1")
+@task("4.1", "1.1", "1.2", "1.3", "1.4", "1.5", "1.6")
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("n_queries,n_keys", [(4, 4), (2, 5)])  # fewer queries: keys from a cache
 def test_attention(causal, n_queries, n_keys, rng):
@@ -79,10 +60,7 @@ def test_attention(causal, n_queries, n_keys, rng):
                        arrays, rng)
 
 
-@pytest.mark.task("1.2")
-@pytest.mark.task("1.6")
-@pytest.mark.task("1.1")
-@pytest.mark.task("3.2")
+@task("3.2", "1.1", "1.2", "1.6")
 @pytest.mark.parametrize("axis", [0, 1, 2, -1])
 def test_cumsum(axis, rng):
     assert_twins_agree(lambda x: ops.cumsum(x, axis=axis), lambda x: composite.cumsum_reference(x, axis=axis),

@@ -2,15 +2,16 @@
 
 `gradcheck` draws a random upstream gradient and applies it itself, so each check passes
 the op directly: summing to a scalar first would run another task's code.
-A test carries one `task` mark per assignment task whose code it runs, the graded task
-nearest the function (what `get_closest_marker("task")` returns): 1.1, the walk of
-backward(), is under every gradient, and 1.2, sum_to, under every broadcasting op.
+`@task(graded, *also)` (tests/conftest.py) names the assignment task a test grades and the
+other tasks whose code it runs: 1.1, the walk of backward(), is under every gradient, and
+1.2, sum_to, under every broadcasting op.
 """
 import numpy as np
 import pytest
 
 import minisum
 from minisum import Function, GradcheckError, Tensor, gradcheck, ops
+from conftest import task
 
 TOL = 1e-6
 
@@ -40,18 +41,14 @@ BROADCAST_SHAPES = [
 ]
 
 
-@pytest.mark.task("1.2")
-@pytest.mark.task("1.1")
-@pytest.mark.task("1.3")
+@task("1.3", "1.1", "1.2")
 @pytest.mark.parametrize("op", [ops.add, ops.sub, ops.mul, ops.div])
 @pytest.mark.parametrize("shape_a,shape_b", BROADCAST_SHAPES, ids=shape_id)
 def test_arithmetic_with_broadcasting(op, shape_a, shape_b, rand):
     check(op, rand(*shape_a), rand(*shape_b, positive=True))  # positive: a safe divisor
 
 
-@pytest.mark.task("1.2")
-@pytest.mark.task("1.1")
-@pytest.mark.task("1.3")
+@task("1.3", "1.1", "1.2")
 @pytest.mark.parametrize("fn", [
     lambda x: x + 2.5, lambda x: 2.5 + x, lambda x: x - 1, lambda x: 3.0 - x,
     lambda x: x * -1.5, lambda x: 2 * x, lambda x: x / 4, lambda x: 2.0 / x,
@@ -60,28 +57,24 @@ def test_arithmetic_with_python_numbers(fn, rand):
     check(fn, rand(3, 4, positive=True))
 
 
-@pytest.mark.task("1.1")
-@pytest.mark.task("1.3")
+@task("1.3", "1.1")
 def test_neg(rand):
     check(ops.neg, rand(3, 4))
 
 
-@pytest.mark.task("1.1")
-@pytest.mark.task("1.3")
+@task("1.3", "1.1")
 @pytest.mark.parametrize("p", [2, 3, 0.5, -1.5, 1])
 def test_pow(p, rand):
     check(lambda x: x ** p, rand(3, 4, positive=True))
 
 
-@pytest.mark.task("1.1")
-@pytest.mark.task("1.3")
+@task("1.3", "1.1")
 def test_pow_of_negative_base_with_integer_exponent(rand):
     check(lambda x: x ** 3, rand(3, 4))
 
 
 # ----- elementwise -------------------------------------------------------------------------
-@pytest.mark.task("1.1")
-@pytest.mark.task("1.4")
+@task("1.4", "1.1")
 @pytest.mark.parametrize("op", [ops.exp, ops.tanh, ops.sigmoid])
 def test_smooth_elementwise(op, rand):
     x = rand(3, 4)
@@ -89,14 +82,12 @@ def test_smooth_elementwise(op, rand):
     check(op, x)
 
 
-@pytest.mark.task("1.1")
-@pytest.mark.task("1.4")
+@task("1.4", "1.1")
 def test_log_of_positive_inputs(rand):
     check(ops.log, rand(3, 4, positive=True))
 
 
-@pytest.mark.task("1.1")
-@pytest.mark.task("1.4")
+@task("1.4", "1.1")
 def test_relu_away_from_its_kink(rand):
     x = rand(4, 5, away_from_zero=True)
     assert (x.data > 0).any() and (x.data < 0).any()
@@ -107,8 +98,7 @@ def test_relu_away_from_its_kink(rand):
 AXES = [None, 0, 1, -1, (0, 2), (2, 0, 1)]
 
 
-@pytest.mark.task("1.1")
-@pytest.mark.task("1.5")
+@task("1.5", "1.1")
 @pytest.mark.parametrize("op", [ops.sum, ops.mean, ops.max])
 @pytest.mark.parametrize("axis", AXES)
 @pytest.mark.parametrize("keepdims", [False, True])
@@ -116,8 +106,7 @@ def test_reductions(op, axis, keepdims, rand):
     check(lambda x: op(x, axis=axis, keepdims=keepdims), rand(2, 3, 4))  # no ties in normal draws
 
 
-@pytest.mark.task("1.1")
-@pytest.mark.task("1.5")
+@task("1.5", "1.1")
 def test_max_splits_the_gradient_between_ties():
     x = Tensor(np.array([[1.0, 3.0, 3.0], [5.0, 2.0, 0.0]]), requires_grad=True)
     ops.max(x, axis=1).backward(np.array([2.0, 1.0]))
@@ -163,9 +152,7 @@ def test_concat(axis, rand):
 
 
 # ----- matmul and linear -------------------------------------------------------------------
-@pytest.mark.task("1.2")
-@pytest.mark.task("1.1")
-@pytest.mark.task("1.6")
+@task("1.6", "1.1", "1.2")
 @pytest.mark.parametrize("shape_a,shape_b", [
     ((3, 4), (4, 5)),  # 2-D
     ((2, 3, 4), (2, 4, 5)),  # batched
@@ -181,8 +168,7 @@ def test_matmul(shape_a, shape_b, rand):
     check(ops.matmul, rand(*shape_a), rand(*shape_b))
 
 
-@pytest.mark.task("1.1")
-@pytest.mark.task("1.6")
+@task("1.6", "1.1")
 @pytest.mark.parametrize("x_shape", [(2, 3, 4), (3, 4), (4,)], ids=shape_id)
 @pytest.mark.parametrize("with_bias", [True, False])
 def test_linear(x_shape, with_bias, rand):
@@ -191,15 +177,13 @@ def test_linear(x_shape, with_bias, rand):
 
 
 # ----- embedding and the causal summation --------------------------------------------------
-@pytest.mark.task("1.1")
-@pytest.mark.task("3.1")
+@task("3.1", "1.1")
 def test_embedding_with_repeated_ids(rand):
     ids = np.array([[0, 2, 2, 5, 0], [1, 2, 0, 0, 5]])  # rows 3 and 4 are never read
     check(ops.embedding, rand(6, 3), ids)
 
 
-@pytest.mark.task("1.1")
-@pytest.mark.task("3.1")
+@task("3.1", "1.1")
 def test_embedding_gradient_adds_up_the_uses_of_each_row(rand):
     weight = rand(4, 2)
     ids = np.array([[3, 1, 3], [3, 0, 1]])
@@ -212,23 +196,20 @@ def test_embedding_gradient_adds_up_the_uses_of_each_row(rand):
     np.testing.assert_array_equal(weight.grad, expected)
 
 
-@pytest.mark.task("1.1")
-@pytest.mark.task("3.2")
+@task("3.2", "1.1")
 @pytest.mark.parametrize("axis", [0, 1, 2, -1, -2])
 def test_cumsum_on_each_axis(axis, rand):
     check(lambda x: ops.cumsum(x, axis=axis), rand(3, 4, 5))
 
 
 # ----- softmax, losses, layer norm, attention ----------------------------------------------
-@pytest.mark.task("1.1")
-@pytest.mark.task("2.1")
+@task("2.1", "1.1")
 @pytest.mark.parametrize("op", [ops.softmax, ops.log_softmax])
 def test_softmax_and_log_softmax(op, rand):
     check(op, rand(2, 3, 5))
 
 
-@pytest.mark.task("1.1")
-@pytest.mark.task("2.1")
+@task("2.1", "1.1")
 @pytest.mark.parametrize("ignore_index", [None, 0, -100])
 def test_cross_entropy(ignore_index, rand, rng):
     targets = rng.integers(0, 5, size=(3, 4))
@@ -238,8 +219,7 @@ def test_cross_entropy(ignore_index, rand, rng):
     check(lambda z: ops.cross_entropy(z, targets, ignore_index=ignore_index), rand(3, 4, 5))
 
 
-@pytest.mark.task("1.1")
-@pytest.mark.task("2.1")
+@task("2.1", "1.1")
 def test_cross_entropy_of_uniform_logits_is_log_of_the_vocabulary():
     logits = Tensor(np.zeros((2, 3, 4)), requires_grad=True)
     targets = np.array([[0, 1, 2], [3, 7, 7]])
@@ -250,8 +230,7 @@ def test_cross_entropy_of_uniform_logits_is_log_of_the_vocabulary():
     np.testing.assert_allclose(logits.grad[0, 0], np.array([-0.75, 0.25, 0.25, 0.25]) / 4)
 
 
-@pytest.mark.task("1.1")
-@pytest.mark.task("2.1")
+@task("2.1", "1.1")
 def test_cross_entropy_with_every_target_ignored_is_zero_not_nan():
     logits = Tensor(np.ones((2, 3)), requires_grad=True)
     loss = ops.cross_entropy(logits, np.array([5, 5]), ignore_index=5)
@@ -260,20 +239,17 @@ def test_cross_entropy_with_every_target_ignored_is_zero_not_nan():
     assert not logits.grad.any()
 
 
-@pytest.mark.task("1.1")
-@pytest.mark.task("2.2")
+@task("2.2", "1.1")
 def test_layer_norm(rand):
     check(ops.layer_norm, rand(2, 3, 5), rand(5), rand(5))
 
 
-@pytest.mark.task("1.1")
-@pytest.mark.task("2.2")
+@task("2.2", "1.1")
 def test_layer_norm_of_a_vector_with_large_eps(rand):
     check(lambda x, w, b: ops.layer_norm(x, w, b, eps=0.5), rand(6), rand(6), rand(6))
 
 
-@pytest.mark.task("1.1")
-@pytest.mark.task("4.1")
+@task("4.1", "1.1")
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("n_queries,n_keys", [(4, 4), (2, 5)])  # fewer queries: keys from a cache
 def test_attention(causal, n_queries, n_keys, rand):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import minisum
-from conftest import TEST_SEED
+from conftest import TEST_SEED, task
 from minisum.optim import AdamW, clip_grad_norm, clip_grad_value, warmup_cosine
 
 
@@ -58,7 +58,7 @@ def adam_textbook(w0, grads, lr, betas=(0.9, 0.999), eps=1e-8):
 # ---- AdamW --------------------------------------------------------------------------
 
 
-@pytest.mark.task("5.1")
+@task("5.1")
 @pytest.mark.parametrize("weight_decay", [0.0, 0.1])
 def test_adamw_matches_the_elementwise_reference(weight_decay):
     w0 = np.random.default_rng(TEST_SEED + 1).standard_normal((3, 4))
@@ -68,7 +68,7 @@ def test_adamw_matches_the_elementwise_reference(weight_decay):
                                rtol=1e-12, atol=1e-14)
 
 
-@pytest.mark.task("5.1")
+@task("5.1")
 def test_adamw_without_weight_decay_is_textbook_adam():
     w0 = np.random.default_rng(TEST_SEED + 2).standard_normal(6)
     grads = gradient_sequence(6, steps=7, seed=3)
@@ -76,7 +76,7 @@ def test_adamw_without_weight_decay_is_textbook_adam():
                                rtol=1e-12, atol=1e-14)
 
 
-@pytest.mark.task("5.1")
+@task("5.1")
 def test_adamw_first_step_moves_each_weight_by_lr_against_its_gradient():
     # At t = 1, m_hat = g and v_hat = g^2: the step is lr * g / (|g| + eps) ~ lr * sign(g).
     g = np.array([1e-3, -5.0, 200.0])
@@ -85,14 +85,14 @@ def test_adamw_first_step_moves_each_weight_by_lr_against_its_gradient():
     np.testing.assert_allclose(w, [0.9, 1.1, 0.9], rtol=1e-5)  # whatever the gradient's scale
 
 
-@pytest.mark.task("5.1")
+@task("5.1")
 def test_adamw_weight_decay_alone_shrinks_by_one_minus_lr_times_decay():
     # With zero gradients m = v = 0, so only the decoupled decay acts: w <- w (1 - lr wd).
     w = run_adamw([2.0, -4.0], [np.zeros(2)] * 3, lr=0.1, weight_decay=0.5)
     np.testing.assert_allclose(w, np.array([2.0, -4.0]) * 0.95 ** 3, rtol=1e-12)
 
 
-@pytest.mark.task("5.1")
+@task("5.1")
 def test_adamw_skips_parameters_without_gradient():
     a, b = leaf([1.0, 2.0]), leaf([3.0])
     optimizer = AdamW([a, b], lr=0.1, weight_decay=0.1)
@@ -102,7 +102,7 @@ def test_adamw_skips_parameters_without_gradient():
     assert not np.array_equal(a.data, [1.0, 2.0])
 
 
-@pytest.mark.task("5.1")
+@task("5.1")
 def test_adamw_keeps_float32_parameters_float32():
     w = minisum.tensor(np.ones(3, dtype=np.float32), requires_grad=True)
     optimizer = AdamW([w], lr=0.1, weight_decay=0.01)

@@ -16,6 +16,7 @@ import minisum  # noqa: E402
 from minisum import ops  # noqa: E402
 from minisum.models import LanguageModel  # noqa: E402
 from minisum.optim import AdamW  # noqa: E402
+from conftest import task
 
 pytestmark = pytest.mark.needs_engine  # every test here runs code of several tasks
 
@@ -141,7 +142,7 @@ def test_loss_gradients_match_torch(mixer):
         np.testing.assert_allclose(p.grad, torch_grads[name], rtol=1e-3, atol=1e-4 * scale + 1e-7, err_msg=name)
 
 
-@pytest.mark.task("5.1")
+@task("5.1")
 @pytest.mark.parametrize("weight_decay", [0.0, 0.01])
 def test_adamw_steps_match_torch(weight_decay):
     rng = np.random.default_rng(0)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import minisum
-from conftest import TEST_SEED
+from conftest import TEST_SEED, task
 from minisum.models import LanguageModel
 from minisum.optim import AdamW
 from minisum.training import lm_train_step
@@ -24,7 +24,7 @@ def toy_batch(rng, vocab=12, batch=4, length=10):
     return ids[:, :-1], ids[:, 1:]
 
 
-@pytest.mark.task("5.2")
+@task("5.2")
 def test_a_hybrid_model_learns_the_toy_language():
     minisum.seed(TEST_SEED)
     rng = np.random.default_rng(TEST_SEED)
@@ -36,7 +36,7 @@ def test_a_hybrid_model_learns_the_toy_language():
     assert np.mean(losses[-10:]) < 0.1  # ends knowing the successor of every token
 
 
-@pytest.mark.task("5.2")
+@task("5.2")
 def test_the_step_ignores_padding_targets():
     minisum.seed(TEST_SEED)
     model = LanguageModel(vocab_size=12, d_model=8, n_layers=1, n_heads=2, max_len=16, mixer="hybrid")

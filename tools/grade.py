@@ -3,7 +3,7 @@
     python tools/grade.py                       # grade this copy
     python tools/grade.py path/to/handout --seed 7 --json report.json
 
-Runs pytest on the tests marked `@pytest.mark.task("X.Y")` in a fresh process inside
+Runs pytest on the tests marked with a task (`@task("X.Y")`) in a fresh process inside
 the copy, so the copy's own minisum is the one tested. `--seed` changes the random inputs
 of the tests (MINISUM_TEST_SEED), so code tuned to the default inputs fails.
 """
