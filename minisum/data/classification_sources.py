@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from minisum.data import reuters
+from minisum.data.hub import import_datasets
 from minisum.errors import UserError
 
 CLS_DATASETS = ("imdb", "20newsgroups", "ag_news", "reuters")
@@ -101,7 +102,7 @@ def _load_from_hub(name):
     if name == "reuters":
         raise UserError("reuters: the Hugging Face hub has no copy of the Keras Reuters set; "
                         f"pass --data-dir DIR holding {EXPECTED_FILES['reuters']}")
-    import datasets
+    datasets = import_datasets()
 
     hub_id = HUB_IDS[name]
     try:
@@ -127,7 +128,7 @@ def _load_from_hub(name):
 
 def _load_imdb(files, data_dir):
     _require(files, ["train", "test"], "imdb", data_dir)
-    import datasets
+    datasets = import_datasets()
 
     paths = {split: str(files[split]) for split in ("train", "test")}
     try:

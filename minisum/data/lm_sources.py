@@ -28,6 +28,7 @@ import json
 import warnings
 from pathlib import Path
 
+from minisum.data.hub import import_datasets
 from minisum.errors import UserError
 
 LM_DATASETS = ("wikitext2", "cmu_books", "imdb", "ag_news")
@@ -63,7 +64,7 @@ def load_lm_texts(dataset: str, data_dir: str | None = None) -> dict[str, list[s
 
 
 def _from_hub(dataset: str) -> dict[str, list[str]]:
-    import datasets
+    datasets = import_datasets()
 
     hub_id, config, column, train_split, valid_split = _HUB[dataset]
     try:
@@ -87,7 +88,7 @@ def _split_80_10_10(texts: list[str]) -> dict[str, list[str]]:
     2 GPT-2 tokens; blank texts are dropped here, and a summary that is not blank yet
     shorter than 2 tokens (none is expected) would shift the split.
     """
-    import datasets
+    datasets = import_datasets()
 
     texts = [text for text in texts if text.strip()]
     total = len(texts)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from minisum.data.hub import import_datasets
 from minisum.errors import UserError
 
 CIVIL_COMMENTS_HUB_ID = "google/civil_comments"
@@ -42,7 +43,7 @@ def load_table(path, text_col=TEXT_COL, numeric_cols=NUMERIC_COLS, target_col=TA
         raise UserError(f"{path}: unknown table format; use .csv, .jsonl or .parquet")
     if not path.is_file():
         raise UserError(f"{path}: no such file")
-    import datasets
+    datasets = import_datasets()
 
     try:
         table = datasets.load_dataset(kind, data_files=str(path), split=_hf_split(rows))
@@ -55,7 +56,7 @@ def load_table(path, text_col=TEXT_COL, numeric_cols=NUMERIC_COLS, target_col=TA
 def load_civil_comments(rows=PAPER_ROWS):
     """The first `rows` rows of Civil Comments' train split from the hub, with the
     paper's columns."""
-    import datasets
+    datasets = import_datasets()
 
     try:
         table = datasets.load_dataset(CIVIL_COMMENTS_HUB_ID, split=_hf_split(rows))
