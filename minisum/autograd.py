@@ -167,8 +167,9 @@ class Tensor:
         grad = grad.data if isinstance(grad, Tensor) else grad
         if grad.shape != self.shape:
             raise ValueError(f"upstream gradient of shape {grad.shape} does not match tensor shape {self.shape}")
-        if self.creator is None:
-            _accumulate_leaf(self, grad)
+        if self.creator is None:  # a leaf: nothing to propagate
+            if self.requires_grad:
+                _accumulate_leaf(self, grad)
             return
 
         grads = {id(self): grad}  # gradient of each tensor reached so far, by id
