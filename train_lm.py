@@ -41,6 +41,7 @@ from minisum.errors import UserError
 from minisum.models import MIXERS, LanguageModel
 from minisum.ops import cross_entropy
 from minisum.optim import AdamW
+from minisum.training import lm_train_step
 from minisum.representation import plot_representations
 
 # The paper's protocol; each one is a flag of the same name.
@@ -243,14 +244,9 @@ def train_epoch(model, optimizer, samples, args, pad_id, rng, stop, desc, meter)
     for inputs, targets in bar:
         start = time.perf_counter()
         targets = backend.to_device(targets)
-        logits = model(backend.to_device(inputs))
-        loss = cross_entropy(logits, targets, ignore_index=pad_id)
-        value = loss.item()
-        if not math.isfinite(value):
+        value, logits = lm_train_step(model, optimizer, backend.to_device(inputs), targets, pad_id)
+        if not math.isfinite(value):  # the model is dropped unsaved: its last checkpoint stays good
             raise Diverged(f"the training loss became {value} at batch {meter.batches + 1}")
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
         meter.add(value, logits, targets, pad_id)
         meter.seconds += time.perf_counter() - start
         if hasattr(bar, "set_postfix_str"):  # a plain iterator when tqdm is missing

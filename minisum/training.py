@@ -6,7 +6,7 @@ from minisum import ops
 
 
 def lm_train_step(model, optimizer, inputs, targets, pad_id):
-    """One step of next-token training on a batch; returns the loss as a float.
+    """One step of next-token training on a batch; returns the loss (a float) and the logits.
 
     inputs, targets: (B, T) integer arrays, targets = the inputs shifted by one; positions
     whose target is `pad_id` do not count in the loss (cross-entropy's ignore_index).
@@ -17,5 +17,5 @@ def lm_train_step(model, optimizer, inputs, targets, pad_id):
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
-    return loss.item()
+    return loss.item(), logits
     # END TASK 5.2

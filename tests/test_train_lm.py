@@ -150,24 +150,24 @@ def test_resume_continues_to_the_same_model_as_an_uninterrupted_run(run, tmp_pat
 
 
 def test_ctrl_c_mid_epoch_saves_and_resume_finishes_the_epoch(run, tmp_path, monkeypatch):
-    real = train_lm.cross_entropy
+    real = train_lm.lm_train_step
     calls = []
 
-    def interrupt_on_the_8th_batch(*args, **kwargs):
-        # Epoch 1 is 4 training + 2 validation batches: call 8 is epoch 2's second step.
+    def interrupt_on_the_6th_step(*args, **kwargs):
+        # Epoch 1 is 4 training steps: step 6 is epoch 2's second.
         calls.append(1)
-        if len(calls) == 8:
+        if len(calls) == 6:
             signal.raise_signal(signal.SIGINT)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(train_lm, "cross_entropy", interrupt_on_the_8th_batch)
+    monkeypatch.setattr(train_lm, "lm_train_step", interrupt_on_the_6th_step)
     with pytest.raises(KeyboardInterrupt):
         train(tmp_path, "--models", "summation", "--epochs", "2")
     saved = read_checkpoint(tmp_path / "summation.npz")
     assert saved["extra"]["partial"]["batches"] == 2 and saved["step"] == 6
     assert results(tmp_path)["models"]["summation"]["status"] == "interrupted"
 
-    monkeypatch.setattr(train_lm, "cross_entropy", real)
+    monkeypatch.setattr(train_lm, "lm_train_step", real)
     train(tmp_path, "--models", "summation", "--epochs", "2", "--resume")
     resumed, straight = weights(tmp_path / "summation.npz"), weights(run / "summation.npz")
     for name in straight:
