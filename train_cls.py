@@ -28,7 +28,7 @@ from minisum.data.keras_text import WordTokenizer
 from minisum.errors import UserError
 from minisum.models import AttentionClassifier, SummationClassifier
 from minisum.ops import binary_cross_entropy_with_logits, cross_entropy
-from minisum.optim import AdamW, clip_grad_value
+from minisum.optim import KERAS_ADAM_EPS, AdamW, clip_grad_value
 
 MODELS = ("summation", "attention")
 
@@ -225,7 +225,7 @@ def train_model(name, args, data, n_classes, result, on_epoch):
     x_train, y_train, x_test, y_test = data
     model = build_model(name, args, n_classes)
     # Keras' Adam: epsilon 1e-7, no weight decay.
-    optimizer = AdamW(model.parameters(), lr=args.lr, eps=1e-7, weight_decay=0.0)
+    optimizer = AdamW(model.parameters(), lr=args.lr, eps=KERAS_ADAM_EPS, weight_decay=0.0)
     rng = np.random.default_rng(args.seed)  # the same batches for every model
     result.update(parameters=model.num_parameters(), history=[])
     print(f"{name}: {result['parameters']:,} parameters")
@@ -282,9 +282,7 @@ def print_summary(args, results):
 
 
 def plot_curves(path, results, dataset):
-    import matplotlib
-    matplotlib.use("Agg")  # files only, no display needed
-    import matplotlib.pyplot as plt
+    plt = runtime.pyplot()
 
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     for name, r in results.items():

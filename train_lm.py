@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from minisum import backend, runtime
-from minisum.autograd import no_grad
 from minisum.atomic import atomic_open
+from minisum.autograd import no_grad
 from minisum.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from minisum.data.gpt2_tokenizer import END_OF_TEXT, LMTokenizer, load_tokenizer
 from minisum.data.lm_samples import batches, count_tokens, make_samples
@@ -41,8 +41,8 @@ from minisum.errors import UserError
 from minisum.models import MIXERS, LanguageModel
 from minisum.ops import cross_entropy
 from minisum.optim import AdamW
-from minisum.training import lm_train_step
 from minisum.representation import plot_representations
+from minisum.training import lm_train_step
 
 # The paper's protocol; each one is a flag of the same name.
 PAPER = dict(dataset="wikitext2", models="attention,summation,hybrid", tokenizer="gpt2", train_samples=5000,
@@ -271,7 +271,6 @@ def evaluate(model, samples, batch_size, pad_id, desc):
                 raise Diverged(f"the validation loss became {value}")
             meter.add(value, logits, targets, pad_id)
     meter.seconds = time.perf_counter() - start
-    model.train()
     return meter.metrics()
 
 
@@ -405,10 +404,8 @@ def print_table(args, records):
 
 
 def plot_curves(records, path, title):
-    import matplotlib
-    matplotlib.use("Agg")  # files only, never a window
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
+    plt = runtime.pyplot()
 
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4))
     for name, record in records.items():
@@ -491,15 +488,11 @@ def generate(args, models):
                         "beside the checkpoints")
     model, config = load_trained(path)
     tokenizer = read_tokenizer(tokenizer_path, config["run"]["tokenizer"])
-    ids = tokenizer.encode(args.generate)
-    if not ids:
-        raise UserError("--generate needs a prompt of at least one token")
-    room = model.config["max_len"]
-    if len(ids) + args.max_new_tokens > room:
-        raise UserError(f"the prompt ({len(ids)} tokens) plus --max-new-tokens {args.max_new_tokens} is more than "
-                        f"the model's positional table of {room} positions")
-    out = model.generate(ids, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
-                         rng=np.random.default_rng(args.seed))
+    try:  # the model checks the prompt's length against its positional table
+        out = model.generate(tokenizer.encode(args.generate), args.max_new_tokens, temperature=args.temperature,
+                             top_k=args.top_k, rng=np.random.default_rng(args.seed))
+    except ValueError as err:
+        raise UserError(f"--generate: {err}") from None
     print(tokenizer.decode(out))
 
 

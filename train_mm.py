@@ -34,15 +34,23 @@ from minisum.data.keras_text import TextVectorizer
 from minisum.data.synthetic_multimodal import make_synthetic_table
 from minisum.errors import UserError
 from minisum.models import AttentionFusionRegressor, SummationFusionRegressor
-from minisum.optim import AdamW
+from minisum.optim import KERAS_ADAM_EPS, AdamW
 from minisum.ridge import regression_metrics, ridge_fit, ridge_predict
-from minisum.runtime import ArgumentParser, Timer, hardware_info, progress, run_main, setup_device, write_json
+from minisum.runtime import (
+    ArgumentParser,
+    Timer,
+    hardware_info,
+    progress,
+    pyplot,
+    run_main,
+    setup_device,
+    write_json,
+)
 
 MODELS = ("ridge", "attention", "summation")
 # The paper's sizes, and a small preset for a quick look on a CPU. Flags given explicitly win.
 PAPER = dict(rows=10000, epochs=30, seq_len=300, max_tokens=5000, d_model=256, head_dim=64)
 QUICK = dict(rows=2000, epochs=30, seq_len=64, max_tokens=2000, d_model=64, head_dim=16)
-KERAS_ADAM_EPS = 1e-7  # Keras' Adam default (PyTorch's is 1e-8)
 KERAS_PLATEAU_MIN_DELTA = 1e-4  # Keras' ReduceLROnPlateau default; EarlyStopping's is 0
 
 
@@ -187,9 +195,7 @@ def train(name, model, train_set, val_set, args):
 
 def plot(path, results, y_test):
     """Validation loss per epoch, and predicted vs true on the test split."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, (curves, scatter) = plt.subplots(1, 2, figsize=(11, 4.5))
     for name, r in results.items():

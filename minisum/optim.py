@@ -7,6 +7,8 @@ import math
 
 from minisum.backend import get_array_module
 
+KERAS_ADAM_EPS = 1e-7  # Keras' Adam default epsilon (PyTorch's is 1e-8); the Keras benchmarks use it
+
 
 class AdamW:
     """For each parameter w with gradient g, at step t (from 1):

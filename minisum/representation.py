@@ -65,10 +65,10 @@ def plot_representations(states, path, title=""):
     layer, with arrows between the layer means. Bottom row, all models together:
     (b) cosine similarity between consecutive layers, (c) participation ratio per layer.
     """
-    import matplotlib
-    matplotlib.use("Agg")  # files only, never a window
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
+
+    from minisum.runtime import pyplot
+    plt = pyplot()
 
     n = len(states)
     fig = plt.figure(figsize=(5 * max(n, 2), 9))

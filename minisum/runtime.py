@@ -10,6 +10,8 @@ import platform
 import sys
 import time
 
+import numpy as np
+
 from minisum import backend
 from minisum.atomic import atomic_open
 from minisum.errors import UserError
@@ -35,15 +37,13 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def setup_device(name, seed):
-    """Select the device ("cpu" or "gpu") and seed every generator; returns the array module."""
+    """Select the device ("cpu" or "gpu") and seed every generator."""
     backend.set_device(name)
     backend.seed(seed)
-    return backend.device_module()
 
 
 def hardware_info():
     """Where the numbers came from, for results.json."""
-    import numpy as np
     info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
             "cpu_count": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
             "device": backend.get_device()}
@@ -52,6 +52,14 @@ def hardware_info():
         props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
         info.update(cupy=cupy.__version__, gpu=props["name"].decode())
     return info
+
+
+def pyplot():
+    """matplotlib.pyplot, imported on first use, drawing to files only (no window, no display)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
 
 
 def write_json(path, data):
