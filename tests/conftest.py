@@ -3,7 +3,10 @@
 The seed is 0 unless MINISUM_TEST_SEED says otherwise: the autograder (tools/grade.py --seed)
 changes it so that code tuned to the default inputs fails.
 """
+import atexit
 import os
+import shutil
+import tempfile
 
 import numpy as np
 import pytest
@@ -11,6 +14,12 @@ import pytest
 from minisum import Tensor
 
 TEST_SEED = int(os.environ.get("MINISUM_TEST_SEED", "0"))
+
+# Tests never reach the network nor the user's Hugging Face cache, and draw to files only.
+# Set here, before any test imports `datasets` (which reads these once); subprocesses inherit them.
+_EMPTY_HF_HOME = tempfile.mkdtemp(prefix="minisum-tests-hf-")
+atexit.register(shutil.rmtree, _EMPTY_HF_HOME, True)
+os.environ.update(HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1", MPLBACKEND="Agg", HF_HOME=_EMPTY_HF_HOME)
 
 
 def task(graded, *also):

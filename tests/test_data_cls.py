@@ -6,15 +6,12 @@ real data in ../shared/data skip when it is absent.
 import gzip
 import io
 import json
-import os
 import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-os.environ["HF_DATASETS_OFFLINE"] = "1"  # before `datasets` is first imported: hub calls fail fast
-os.environ["HF_HUB_OFFLINE"] = "1"
 
 from minisum.data import reuters  # noqa: E402
 from minisum.data.classification_sources import (  # noqa: E402

@@ -1,13 +1,10 @@
 """Multimodal regression data: tables, the 60/20/20 split, the synthetic set, ridge."""
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-os.environ["HF_DATASETS_OFFLINE"] = "1"  # before `datasets` is first imported: hub calls fail fast
-os.environ["HF_HUB_OFFLINE"] = "1"
 
 from minisum.data import synthetic_multimodal as synth  # noqa: E402
 from minisum.data.keras_text import TextVectorizer  # noqa: E402

@@ -16,7 +16,6 @@ import minisum  # noqa: E402
 from minisum import ops  # noqa: E402
 from minisum.models import LanguageModel  # noqa: E402
 from minisum.optim import AdamW  # noqa: E402
-from conftest import task
 
 pytestmark = pytest.mark.needs_engine  # every test here runs code of several tasks
 
@@ -142,10 +141,9 @@ def test_loss_gradients_match_torch(mixer):
         np.testing.assert_allclose(p.grad, torch_grads[name], rtol=1e-3, atol=1e-4 * scale + 1e-7, err_msg=name)
 
 
-@task("5.1")
+# Not graded (no task mark): torch is optional, so grades must not depend on it.
 @pytest.mark.parametrize("weight_decay", [0.0, 0.01])
-def test_adamw_steps_match_torch(weight_decay):
-    rng = np.random.default_rng(0)
+def test_adamw_steps_match_torch(weight_decay, rng):
     w0 = rng.standard_normal((4, 5))
     grads = [rng.standard_normal((4, 5)) for _ in range(4)]
     hyper = dict(lr=0.01, betas=(0.9, 0.99), eps=1e-8, weight_decay=weight_decay)

@@ -27,16 +27,9 @@ pytestmark = pytest.mark.needs_engine  # every test here runs code of several ta
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "cls"
 SHARED_DATA = ROOT.parent / "shared" / "data"
-OFFLINE = {"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg"}
 # vocabulary 50, length 16, d 8, 2 heads of size 4, batch 4, 2 epochs
 TINY = ["--vocab-size", "50", "--seq-len", "16", "--d-model", "8", "--heads", "2", "--head-dim", "4",
         "--batch-size", "4", "--epochs", "2"]
-
-
-@pytest.fixture(autouse=True)
-def offline(monkeypatch):
-    for name, value in OFFLINE.items():
-        monkeypatch.setenv(name, value)
 
 
 def write_imdb(folder, train, test):
@@ -294,7 +287,7 @@ def test_gpu_without_a_gpu_is_one_line(tmp_path, capsys):
 def test_script_exits_cleanly_from_the_command_line(tmp_path):
     """The real entry point: a bad dataset name gives status 2, one line, no traceback."""
     result = subprocess.run([sys.executable, str(ROOT / "train_cls.py"), "--dataset", "mnist"], cwd=tmp_path,
-                            capture_output=True, text=True, env={**os.environ, **OFFLINE}, timeout=60)
+                            capture_output=True, text=True, env=os.environ, timeout=60)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert "imdb" in result.stderr and not (tmp_path / "runs").exists()

@@ -28,18 +28,11 @@ pytestmark = pytest.mark.needs_engine  # every test here runs code of several ta
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "lm"
-OFFLINE = {"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg"}
 # 16 samples in batches of 4 (4 training steps per epoch), 8 validation samples (2 batches).
 # The high rate makes the loss fall visibly in two epochs.
 TINY = ["--data-dir", str(FIXTURES), "--tokenizer", "bpe:300", "--d-model", "16", "--layers", "2", "--heads", "2",
         "--context", "32", "--batch-size", "4", "--train-samples", "16", "--valid-samples", "8", "--lr", "1e-2"]
 MODELS = ("attention", "summation", "hybrid")
-
-
-@pytest.fixture(autouse=True)
-def offline(monkeypatch):
-    for name, value in OFFLINE.items():
-        monkeypatch.setenv(name, value)
 
 
 def train(out_dir, *extra):
@@ -58,10 +51,7 @@ def weights(path):
 def run(tmp_path_factory):
     """A finished 2-epoch run of the three variants (shared: tests copy it before changing it)."""
     out_dir = tmp_path_factory.mktemp("lm") / "run"
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in OFFLINE.items():
-            patch.setenv(name, value)
-        train(out_dir, "--epochs", "2")
+    train(out_dir, "--epochs", "2")
     return out_dir
 
 
@@ -178,7 +168,7 @@ def test_ctrl_c_mid_epoch_saves_and_resume_finishes_the_epoch(run, tmp_path, mon
 def test_sigint_exits_130_with_a_checkpoint(tmp_path):
     command = [sys.executable, str(ROOT / "train_lm.py"), *TINY, "--models", "summation", "--epochs", "100000",
                "--out-dir", str(tmp_path)]
-    process = subprocess.Popen(command, cwd=tmp_path, env={**os.environ, **OFFLINE}, text=True,
+    process = subprocess.Popen(command, cwd=tmp_path, env=os.environ, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while not (tmp_path / "summation.npz").exists() and time.monotonic() < deadline and process.poll() is None:
@@ -286,7 +276,7 @@ def test_gpu_without_cupy_is_one_line_from_the_command_line(tmp_path):
     if importlib.util.find_spec("cupy") is not None:
         pytest.skip("CuPy is installed: --device gpu may well work here")
     command = [sys.executable, str(ROOT / "train_lm.py"), "--device", "gpu", "--out-dir", str(tmp_path / "o")]
-    done = subprocess.run(command, cwd=tmp_path, env={**os.environ, **OFFLINE}, capture_output=True, text=True,
+    done = subprocess.run(command, cwd=tmp_path, env=os.environ, capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 2 and "CuPy is not installed" in done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1

@@ -25,12 +25,6 @@ FIXTURE = ROOT / "tests" / "fixtures" / "mm" / "synthetic_200.csv"
 TINY = ["--seq-len", "16", "--d-model", "8", "--head-dim", "4", "--max-tokens", "50", "--epochs", "3"]
 
 
-@pytest.fixture(autouse=True)
-def offline(monkeypatch):
-    for name, value in (("HF_DATASETS_OFFLINE", "1"), ("HF_HUB_OFFLINE", "1"), ("MPLBACKEND", "Agg")):
-        monkeypatch.setenv(name, value)
-
-
 def test_end_to_end_on_the_fixture(tmp_path):
     out = tmp_path / "run"
     train_mm.main(["--data-file", str(FIXTURE), "--out-dir", str(out), *TINY])
@@ -145,7 +139,7 @@ def test_gpu_without_cupy_is_a_user_error(tmp_path):
 
 
 def test_command_line_prints_one_line_and_exits_2_when_the_hub_is_unreachable(tmp_path):
-    env = dict(os.environ, HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1", MPLBACKEND="Agg")
+    env = dict(os.environ)
     done = subprocess.run([sys.executable, str(ROOT / "train_mm.py"), "--out-dir", str(tmp_path / "run")],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
