@@ -28,8 +28,8 @@ def regression_metrics(y_true, y_pred):
     `r2_score` gives."""
     y_true = np.asarray(y_true, dtype=np.float64)
     error = y_true - np.asarray(y_pred, dtype=np.float64)
-    mse = float(np.mean(error ** 2))
     ss_res = float(np.sum(error ** 2))
+    mse = ss_res / error.size
     ss_tot = float(np.sum((y_true - y_true.mean()) ** 2))
     if ss_tot == 0.0:
         r2 = 1.0 if ss_res == 0.0 else 0.0

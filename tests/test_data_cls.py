@@ -15,7 +15,7 @@ import pytest
 
 from minisum.data import reuters  # noqa: E402
 from minisum.data.classification_sources import (  # noqa: E402
-    CLS_DATASETS, drop_empty_texts, find_local_files, load_classification, strip_newsgroup_footer,
+    CLS_DATASETS, find_local_files, load_classification, strip_newsgroup_footer,
     strip_newsgroup_header, strip_newsgroup_quoting)
 from minisum.data.keras_text import KERAS_FILTERS, TextVectorizer, WordTokenizer  # noqa: E402
 from minisum.errors import UserError  # noqa: E402
@@ -328,12 +328,3 @@ def test_hub_failure_is_one_line_user_error(name):
 def test_unknown_dataset():
     with pytest.raises(UserError, match="unknown classification dataset"):
         load_classification("mnist")
-
-
-def test_drop_empty_texts():
-    data = load_classification("ag_news", FIXTURES / "ag_news")
-    data.train_texts[1] = "  \n"
-    kept = drop_empty_texts(data)
-    assert len(kept.train_texts) == 3 and kept.train_labels.tolist() == [2, 0, 1]
-    assert len(kept.test_texts) == 2
-    assert "dropped 1 train and 0 test" in kept.note

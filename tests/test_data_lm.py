@@ -87,7 +87,7 @@ def test_hub_failure_says_how_to_use_local_files(monkeypatch):
     ("wikitext2", ("wikitext", "wikitext-2-raw-v1"),
      {"train": {"text": ["a\n"]}, "validation": {"text": ["v\n"]}, "test": {"text": ["t\n"]}},
      {"train": ["a\n"], "valid": ["v\n"]}),
-    ("imdb", ("imdb", None),
+    ("imdb", ("stanfordnlp/imdb", None),
      {"train": {"text": ["r"]}, "test": {"text": ["s"]}, "unsupervised": {"text": ["u"]}},
      {"train": ["r"], "valid": ["s"]}),
     ("ag_news", ("fancyzhx/ag_news", None),
@@ -148,7 +148,7 @@ def test_ag_news_uses_a_train_head_file_with_a_warning(tmp_path):
 def test_ag_news_malformed_row_names_file_and_line(tmp_path):
     (tmp_path / "train.csv").write_text('"1","a","b"\n"2","only title"\n', encoding="utf-8")
     shutil.copy(FIXTURES / "test.csv", tmp_path / "test.csv")
-    with pytest.raises(UserError, match=r"train\.csv line 2: expected 3 fields"):
+    with pytest.raises(UserError, match=r'train\.csv line 2: expected "class 1-4"'):
         load_lm_texts("ag_news", str(tmp_path))
 
 

@@ -173,6 +173,7 @@ def test_sigint_exits_130_with_a_checkpoint(tmp_path):
     deadline = time.monotonic() + 60
     while not (tmp_path / "summation.npz").exists() and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.05)
+    assert (tmp_path / "summation.npz").exists(), "no first checkpoint within 60 s"
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=30)
     assert process.returncode == 130, err

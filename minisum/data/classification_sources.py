@@ -18,13 +18,13 @@ import gzip
 import json
 import re
 import tarfile
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from minisum.data import reuters
-from minisum.data.hub import import_datasets
+from minisum.data.hub import first_line, import_datasets
 from minisum.errors import UserError
 
 CLS_DATASETS = ("imdb", "20newsgroups", "ag_news", "reuters")
@@ -108,7 +108,7 @@ def _load_from_hub(name):
     try:
         splits = datasets.load_dataset(hub_id)
     except Exception as error:  # offline, unknown id, network: all mean "use local files"
-        raise UserError(f"{name}: could not fetch {hub_id} from the Hugging Face hub ({_first_line(error)}); "
+        raise UserError(f"{name}: could not fetch {hub_id} from the Hugging Face hub ({first_line(error)}); "
                         f"pass --data-dir DIR holding {EXPECTED_FILES[name]}") from None
     train, test = splits["train"], splits["test"]
     if name == "imdb":
@@ -136,7 +136,7 @@ def _load_imdb(files, data_dir):
     except Exception as error:
         for split in ("train", "test"):
             _check_jsonl(files[split])  # names the bad line, if a line is bad
-        raise UserError(f"imdb: cannot load {paths['train']} and {paths['test']} ({_first_line(error)})") from None
+        raise UserError(f"imdb: cannot load {paths['train']} and {paths['test']} ({first_line(error)})") from None
     texts, labels = {}, {}
     for split in ("train", "test"):
         columns = splits[split].column_names
@@ -164,14 +164,6 @@ def _check_jsonl(path):
         raise UserError(f"{path}: not a readable gzip file ({error})") from None
 
 
-def _first_line(error):
-    """First line of the innermost cause: `datasets` wraps the error that says what failed."""
-    while error.__cause__ is not None:
-        error = error.__cause__
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 # --- AG News ---------------------------------------------------------------------------
 
 def _load_ag_news(files, data_dir):
@@ -195,13 +187,17 @@ def read_ag_news_csv(path):
     label = class - 1, text = title + " " + description, the literal backslash escapes
     of the file left as they are."""
     texts, labels = [], []
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.reader(f, quotechar='"', delimiter=",", quoting=csv.QUOTE_ALL, skipinitialspace=True)
-        for row in reader:
-            if len(row) != 3 or row[0] not in ("1", "2", "3", "4"):
-                raise UserError(f"{path} line {reader.line_num}: expected \"class 1-4\",\"title\",\"description\"")
-            labels.append(int(row[0]) - 1)
-            texts.append(row[1] + " " + row[2])
+    try:
+        with open(path, encoding="utf-8") as f:
+            # The reader settings of HF's ag_news script, so quoting and spaces come out the same.
+            reader = csv.reader(f, quotechar='"', delimiter=",", quoting=csv.QUOTE_ALL, skipinitialspace=True)
+            for row in reader:
+                if len(row) != 3 or row[0] not in ("1", "2", "3", "4"):
+                    raise UserError(f"{path} line {reader.line_num}: expected \"class 1-4\",\"title\",\"description\"")
+                labels.append(int(row[0]) - 1)
+                texts.append(row[1] + " " + row[2])
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise UserError(f"cannot read {path}: {error}") from None
     return texts, np.asarray(labels, dtype=np.int64)
 
 
@@ -285,19 +281,3 @@ def _load_reuters(files, data_dir):
     train, test = reuters.keras_split(len(texts))
     return ClassificationData([texts[i] for i in train], labels[train], [texts[i] for i in test], labels[test],
                               class_names, note, files=used)
-
-
-def drop_empty_texts(data):
-    """A copy of `data` without the texts that are empty or whitespace only (20
-    Newsgroups has a few hundred once headers, footers and quotes are gone); the counts
-    dropped are added to `note`."""
-    parts = {}
-    dropped = []
-    for split in ("train", "test"):
-        texts, labels = getattr(data, f"{split}_texts"), getattr(data, f"{split}_labels")
-        keep = [i for i, text in enumerate(texts) if text.strip()]
-        parts[f"{split}_texts"] = [texts[i] for i in keep]
-        parts[f"{split}_labels"] = labels[np.asarray(keep, dtype=np.int64)]
-        dropped.append(len(texts) - len(keep))
-    message = f"dropped {dropped[0]} train and {dropped[1]} test empty texts"
-    return replace(data, **parts, note="; ".join(n for n in (data.note, message) if n))

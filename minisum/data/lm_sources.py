@@ -22,12 +22,12 @@ loading scripts did with those files:
 - CMU Book Summaries: `booksummaries.txt` (7 tab-separated fields, summary last).
 """
 
-import csv
 import gzip
 import json
 import warnings
 from pathlib import Path
 
+from minisum.data.classification_sources import read_ag_news_csv
 from minisum.data.hub import import_datasets
 from minisum.errors import UserError
 
@@ -45,7 +45,7 @@ EXPECTED_FILES = {
 _HUB = {
     "wikitext2": ("wikitext", "wikitext-2-raw-v1", "text", "train", "validation"),
     "cmu_books": ("textminr/cmu-book-summaries", None, "summary", "train", None),
-    "imdb": ("imdb", None, "text", "train", "test"),
+    "imdb": ("stanfordnlp/imdb", None, "text", "train", "test"),
     "ag_news": ("fancyzhx/ag_news", None, "text", "train", "test"),
 }
 
@@ -161,24 +161,7 @@ def _ag_news_local(folder: Path) -> dict[str, list[str]]:
             warnings.warn(f"AG News: {train} is only the head of the training set; using it in place of train.csv")
     if not (train.is_file() and (folder / "test.csv").is_file()):
         raise _missing("ag_news", folder)
-    return {"train": _ag_news_texts(train), "valid": _ag_news_texts(folder / "test.csv")}
-
-
-def _ag_news_texts(path: Path) -> list[str]:
-    texts = []
-    try:
-        with open(path, encoding="utf-8") as file:
-            # The reader settings of HF's ag_news script, so quoting and spaces come out the same.
-            rows = csv.reader(file, quotechar='"', delimiter=",", quoting=csv.QUOTE_ALL, skipinitialspace=True)
-            for row in rows:
-                if len(row) != 3:
-                    raise UserError(
-                        f"{path} line {rows.line_num}: expected 3 fields (class, title, description), got {len(row)}"
-                    )
-                texts.append(row[1] + " " + row[2])
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise UserError(f"cannot read {path}: {exc}") from exc
-    return texts
+    return {"train": read_ag_news_csv(train)[0], "valid": read_ag_news_csv(folder / "test.csv")[0]}
 
 
 def _cmu_local(folder: Path) -> dict[str, list[str]]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minisum.data.hub import import_datasets
+from minisum.data.hub import first_line, import_datasets
 from minisum.errors import UserError
 
 CIVIL_COMMENTS_HUB_ID = "google/civil_comments"
@@ -48,7 +48,7 @@ def load_table(path, text_col=TEXT_COL, numeric_cols=NUMERIC_COLS, target_col=TA
     try:
         table = datasets.load_dataset(kind, data_files=str(path), split=_hf_split(rows))
     except Exception as error:  # the parser's message names the line when it knows it
-        raise UserError(f"{path}: cannot read it as {kind} ({_first_line(error)})") from None
+        raise UserError(f"{path}: cannot read it as {kind} ({first_line(error)})") from None
     return table_from_columns(_select(table, [text_col, *numeric_cols, target_col], str(path)),
                               text_col, numeric_cols, target_col, source=str(path))
 
@@ -61,7 +61,7 @@ def load_civil_comments(rows=PAPER_ROWS):
     try:
         table = datasets.load_dataset(CIVIL_COMMENTS_HUB_ID, split=_hf_split(rows))
     except Exception as error:  # offline, unknown id, network: all mean "use a local file"
-        raise UserError(f"could not fetch {CIVIL_COMMENTS_HUB_ID} from the Hugging Face hub ({_first_line(error)}); "
+        raise UserError(f"could not fetch {CIVIL_COMMENTS_HUB_ID} from the Hugging Face hub ({first_line(error)}); "
                         f"pass --data-file with a CSV/JSONL/Parquet file that has columns {TEXT_COL}, "
                         f"{', '.join(NUMERIC_COLS)}, {TARGET_COL}") from None
     columns = _select(table, [TEXT_COL, *NUMERIC_COLS, TARGET_COL], CIVIL_COMMENTS_HUB_ID)
@@ -77,15 +77,6 @@ def _hf_split(rows):
     if rows < 1:
         raise UserError(f"rows must be at least 1, got {rows}")
     return f"train[:{rows}]"
-
-
-def _first_line(error):
-    """First line of the innermost cause: `datasets` wraps the parser's error, which
-    names the bad line."""
-    while error.__cause__ is not None:
-        error = error.__cause__
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _select(table, names, source):
