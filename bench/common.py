@@ -62,30 +62,31 @@ def matmul_ceiling(n=2048, repeats=5):
     return 2 * n ** 3 / median(time_calls(lambda: a @ b, repeats)) / 1e9
 
 
-def peak_rss_mb():
-    """This process's peak resident memory so far, in MB (10^6 bytes)."""
+def _proc_status_mb(field):
+    """A memory field of /proc/self/status (Linux) in MB, or None where there is none."""
     try:
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) * 1024 / 1e6
-    except OSError:  # not Linux: ru_maxrss is kB on Linux, bytes on macOS
+    except OSError:
         pass
-    import resource
+    return None
+
+
+def peak_rss_mb():
+    """This process's peak resident memory so far, in MB (10^6 bytes)."""
+    mb = _proc_status_mb("VmHWM")
+    if mb is not None:
+        return mb
+    import resource  # not Linux: ru_maxrss is kB on Linux, bytes on macOS
     scale = 1 if sys.platform == "darwin" else 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 1e6
 
 
 def current_rss_mb():
     """This process's resident memory now, in MB (Linux; 0 elsewhere)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024 / 1e6
-    except OSError:
-        pass
-    return 0.0
+    return _proc_status_mb("VmRSS") or 0.0
 
 
 def run_point(module, args, timeout):
