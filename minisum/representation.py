@@ -15,13 +15,13 @@ inside the plot function.
 import numpy as np
 
 
-def _covariance(points):
-    """Covariance matrix (d, d) of the rows of `points` (N, d), in float64."""
+def _centered_and_covariance(points):
+    """The rows of `points` (N, d) centred, and their covariance matrix (d, d), in float64."""
     points = np.asarray(points, dtype=np.float64)
     if points.ndim != 2 or points.shape[0] < 2:
         raise ValueError(f"need an (N, d) array with N >= 2 points, got shape {points.shape}")
     centered = points - points.mean(axis=0)
-    return centered.T @ centered / (points.shape[0] - 1)
+    return centered, centered.T @ centered / (points.shape[0] - 1)
 
 
 def pca_2d(points):
@@ -29,9 +29,9 @@ def pca_2d(points):
 
     The first column has the largest variance. The sign of each direction is arbitrary.
     """
-    points = np.asarray(points, dtype=np.float64)
-    _, vectors = np.linalg.eigh(_covariance(points))  # eigenvalues ascending
-    return (points - points.mean(axis=0)) @ vectors[:, ::-1][:, :2]
+    centered, covariance = _centered_and_covariance(points)
+    _, vectors = np.linalg.eigh(covariance)  # eigenvalues ascending
+    return centered @ vectors[:, ::-1][:, :2]
 
 
 def participation_ratio(points):
@@ -40,15 +40,15 @@ def participation_ratio(points):
     Between 1 (all variance along one direction) and d (the same variance in every
     direction); 0 when the points do not vary at all.
     """
-    eigenvalues = np.clip(np.linalg.eigvalsh(_covariance(points)), 0, None)  # tiny negatives are rounding
+    eigenvalues = np.clip(np.linalg.eigvalsh(_centered_and_covariance(points)[1]), 0, None)  # tiny negatives are rounding
     squares = (eigenvalues ** 2).sum()
     return float(eigenvalues.sum() ** 2 / squares) if squares > 0 else 0.0
 
 
 def layer_cosine(layers):
     """[(N, d)] * (L + 1) -> (L,): mean over the N positions of cos(state in layer l, in layer l + 1)."""
-    unit = [layer / np.maximum(np.linalg.norm(layer, axis=1, keepdims=True), 1e-12)
-            for layer in (np.asarray(layer, dtype=np.float64) for layer in layers)]
+    layers = [np.asarray(states, dtype=np.float64) for states in layers]
+    unit = [states / np.maximum(np.linalg.norm(states, axis=1, keepdims=True), 1e-12) for states in layers]
     return np.array([(a * b).sum(axis=1).mean() for a, b in zip(unit[:-1], unit[1:])])
 
 
