@@ -187,16 +187,11 @@ def loss_and_hits(logits, labels):
     return loss, int(xp.sum(predicted == labels))
 
 
-def batches(n, batch_size, order=None):
-    order = np.arange(n) if order is None else order
-    return [order[start:start + batch_size] for start in range(0, n, batch_size)]
-
-
 def train_epoch(model, optimizer, x, y, args, rng, desc):
     """One pass over the shuffled training set; returns (mean loss, accuracy)."""
     params = model.parameters()
     total_loss, hits = 0.0, 0
-    steps = batches(len(x), args.batch_size, rng.permutation(len(x)))
+    steps = runtime.index_batches(len(x), args.batch_size, rng.permutation(len(x)))
     for idx in runtime.progress(steps, total=len(steps), desc=desc):
         labels = backend.to_device(y[idx])
         loss, batch_hits = loss_and_hits(model(minisum.tensor(x[idx])), labels)
@@ -213,7 +208,7 @@ def evaluate(model, x, y, batch_size):
     """(mean loss, accuracy) over the whole split, without building a graph."""
     total_loss, hits = 0.0, 0
     with minisum.no_grad():
-        for idx in batches(len(x), batch_size):
+        for idx in runtime.index_batches(len(x), batch_size):
             loss, batch_hits = loss_and_hits(model(minisum.tensor(x[idx])), backend.to_device(y[idx]))
             total_loss += loss.item() * len(idx)
             hits += batch_hits

@@ -40,6 +40,7 @@ from minisum.runtime import (
     ArgumentParser,
     Timer,
     hardware_info,
+    index_batches,
     progress,
     pyplot,
     run_main,
@@ -148,8 +149,8 @@ def predict(model, ids, numbers, batch_size):
     model.eval()
     out = []
     with no_grad():
-        for start in range(0, len(ids), batch_size):
-            out.append(to_numpy(model(ids[start:start + batch_size], numbers[start:start + batch_size]).data))
+        for rows in index_batches(len(ids), batch_size):
+            out.append(to_numpy(model(ids[rows], numbers[rows]).data))
     return np.concatenate(out)[:, 0].astype(np.float64)
 
 
@@ -160,15 +161,13 @@ def train(name, model, train_set, val_set, args):
     plateau = ReduceLROnPlateau(optimizer, factor=0.1, patience=args.lr_patience, min_delta=KERAS_PLATEAU_MIN_DELTA)
     stopper = EarlyStopping(model, patience=args.stop_patience)
     shuffle = np.random.default_rng(args.seed)
-    n_batches = math.ceil(len(ids) / args.batch_size)
     history = []
     for epoch in range(args.epochs):
         with Timer() as timer:
             model.train()  # dropout on
-            order = to_device(shuffle.permutation(len(ids)))
+            steps = index_batches(len(ids), args.batch_size, to_device(shuffle.permutation(len(ids))))
             total = 0.0
-            for b in progress(range(n_batches), n_batches, f"{name} epoch {epoch + 1}/{args.epochs}"):
-                rows = order[b * args.batch_size:(b + 1) * args.batch_size]
+            for rows in progress(steps, len(steps), f"{name} epoch {epoch + 1}/{args.epochs}"):
                 loss = ops.mse_loss(model(ids[rows], numbers[rows]), target[rows])
                 optimizer.zero_grad()
                 loss.backward()

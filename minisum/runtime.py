@@ -54,6 +54,13 @@ def hardware_info():
     return info
 
 
+def index_batches(n, batch_size, order=None):
+    """Row indices of n examples cut into batches of `batch_size` (the last may be smaller),
+    in the given `order` (e.g. a shuffled permutation) or 0..n-1."""
+    order = range(n) if order is None else order
+    return [order[start:start + batch_size] for start in range(0, n, batch_size)]
+
+
 def pyplot():
     """matplotlib.pyplot, imported on first use, drawing to files only (no window, no display)."""
     import matplotlib
