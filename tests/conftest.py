@@ -22,6 +22,18 @@ atexit.register(shutil.rmtree, _EMPTY_HF_HOME, True)
 os.environ.update(HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1", MPLBACKEND="Agg", HF_HOME=_EMPTY_HF_HOME)
 
 
+def to_float64(module):
+    """The module with its parameters cast to float64, for gradient checks."""
+    for p in module.parameters():
+        p.data = p.data.astype(np.float64)
+    return module
+
+
+def shape_id(shape):
+    """A readable test id for a shape: (3, 4) -> "3x4", () -> "0d"."""
+    return "x".join(map(str, shape)) or "0d"
+
+
 def task(graded, *also):
     """Mark a test as grading assignment task `graded` (tools/grade.py) and as running the
     code of the tasks in `also` too, so that a handout without any of them fails it."""

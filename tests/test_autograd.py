@@ -9,15 +9,11 @@ import pytest
 import minisum
 from minisum import Tensor, no_grad, ops, tensor
 from minisum.ops.arithmetic import sum_to
-from conftest import task
+from conftest import shape_id, task
 
 
 def leaf(values):
     return Tensor(np.asarray(values, dtype=np.float64), requires_grad=True)
-
-
-def shape_id(shape):
-    return "x".join(map(str, shape)) or "0d"
 
 
 # ----- sum_to (task 1.2) -------------------------------------------------------------------

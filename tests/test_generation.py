@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import minisum
+from conftest import to_float64
 from minisum.models import LanguageModel
 from minisum.models.language_model import sample_token
 
@@ -17,10 +18,7 @@ V, T = 11, 9
 
 def float64_lm(mixer, seed=0, n_layers=3):
     minisum.seed(seed)
-    model = LanguageModel(vocab_size=V, d_model=8, n_layers=n_layers, n_heads=2, max_len=16, mixer=mixer)
-    for p in model.parameters():
-        p.data = p.data.astype(np.float64)
-    return model
+    return to_float64(LanguageModel(vocab_size=V, d_model=8, n_layers=n_layers, n_heads=2, max_len=16, mixer=mixer))
 
 
 def random_ids(shape, seed=0):

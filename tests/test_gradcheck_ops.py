@@ -11,13 +11,9 @@ import pytest
 
 import minisum
 from minisum import Function, GradcheckError, Tensor, gradcheck, ops
-from conftest import task
+from conftest import shape_id, task
 
 TOL = 1e-6
-
-
-def shape_id(shape):
-    return "x".join(map(str, shape)) or "0d"
 
 
 def check(fn, *inputs):

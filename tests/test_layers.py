@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import minisum
+from conftest import to_float64
 from minisum import gradcheck
 from minisum.models import AttentionClassifier, AttentionFusionRegressor, SummationClassifier
 from minisum.nn import (CausalSummation, Dense, Dropout, Embedding, LayerNorm, Linear, MultiHeadAttention,
@@ -17,12 +18,6 @@ from minisum.nn import (CausalSummation, Dense, Dropout, Embedding, LayerNorm, L
 from minisum.nn.init import keras_dense, torch_linear
 
 pytestmark = pytest.mark.needs_engine  # every test here runs code of several tasks
-
-
-def to_float64(module):
-    for p in module.parameters():
-        p.data = p.data.astype(np.float64)
-    return module
 
 
 def randn(*shape, seed=0):

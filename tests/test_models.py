@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import minisum
+from conftest import to_float64
 from minisum import ops
 from minisum.gradcheck import numerical_gradient
 from minisum.models import (AttentionClassifier, AttentionFusionRegressor, LanguageModel, SummationClassifier,
@@ -16,12 +17,6 @@ from minisum.optim import AdamW
 pytestmark = pytest.mark.needs_engine  # every test here runs code of several tasks
 
 VARIANTS = ("attention", "summation", "hybrid")
-
-
-def to_float64(model):
-    for p in model.parameters():
-        p.data = p.data.astype(np.float64)
-    return model
 
 
 def check_parameters(fn, model, names=None):
