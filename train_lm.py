@@ -39,7 +39,6 @@ from minisum.data.lm_samples import batches, count_tokens, make_samples
 from minisum.data.lm_sources import LM_DATASETS, load_lm_texts
 from minisum.errors import UserError
 from minisum.models import MIXERS, LanguageModel
-from minisum.ops import cross_entropy
 from minisum.optim import AdamW
 from minisum.representation import plot_representations
 from minisum.training import lm_train_step
@@ -192,12 +191,11 @@ class Meter:
     def __init__(self, loss_sum=0.0, batches=0, hits=0, targets=0, seconds=0.0):
         self.loss_sum, self.batches, self.hits, self.targets, self.seconds = loss_sum, batches, hits, targets, seconds
 
-    def add(self, loss, logits, targets, pad_id):
-        keep = targets != pad_id
+    def add(self, loss, hits, targets, pad_id):
         self.loss_sum += loss
         self.batches += 1
-        self.hits += int(((logits.data.argmax(axis=-1) == targets) & keep).sum())
-        self.targets += int(keep.sum())
+        self.hits += int(hits)
+        self.targets += int((targets != pad_id).sum())
 
     def metrics(self):
         loss = self.loss_sum / self.batches
@@ -244,10 +242,11 @@ def train_epoch(model, optimizer, samples, args, pad_id, rng, stop, desc, meter)
     for inputs, targets in bar:
         start = time.perf_counter()
         targets = backend.to_device(targets)
-        value, logits = lm_train_step(model, optimizer, backend.to_device(inputs), targets, pad_id)
+        loss, hits = lm_train_step(model, optimizer, backend.to_device(inputs), targets, pad_id)
+        value = loss.item()
         if not math.isfinite(value):  # the model is dropped unsaved: its last checkpoint stays good
             raise Diverged(f"the training loss became {value} at batch {meter.batches + 1}")
-        meter.add(value, logits, targets, pad_id)
+        meter.add(value, hits, targets, pad_id)
         meter.seconds += time.perf_counter() - start
         if hasattr(bar, "set_postfix_str"):  # a plain iterator when tqdm is missing
             bar.set_postfix_str(f"loss {value:.3f}, {meter.targets / meter.seconds:,.0f} tok/s", refresh=False)
@@ -265,11 +264,11 @@ def evaluate(model, samples, batch_size, pad_id, desc):
     with no_grad():
         for inputs, targets in runtime.progress(batches(samples, batch_size, pad_id), total=total, desc=desc):
             targets = backend.to_device(targets)
-            logits = model(backend.to_device(inputs))
-            value = cross_entropy(logits, targets, ignore_index=pad_id).item()
+            loss, hits = model.loss(backend.to_device(inputs), targets, pad_id)
+            value = loss.item()
             if not math.isfinite(value):
                 raise Diverged(f"the validation loss became {value}")
-            meter.add(value, logits, targets, pad_id)
+            meter.add(value, hits, targets, pad_id)
     meter.seconds = time.perf_counter() - start
     return meter.metrics()
 

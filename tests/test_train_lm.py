@@ -19,7 +19,10 @@ import numpy as np
 import pytest
 
 import train_lm
-from minisum import Tensor, runtime
+import minisum
+from minisum import runtime
+from minisum.models import LanguageModel
+from minisum.ops import cross_entropy
 from minisum.checkpoint import read_checkpoint
 from minisum.data.gpt2_tokenizer import load_tokenizer
 from minisum.representation import layer_cosine, participation_ratio, pca_2d
@@ -95,13 +98,27 @@ def test_meter_follows_the_paper_definitions():
     # Loss: the mean of the batch losses. Accuracy: argmax hits over the non-pad targets.
     pad = 0
     meter = train_lm.Meter()
-    logits = np.zeros((1, 4, 3), dtype=np.float32)
-    logits[0, [0, 1, 2, 3], [1, 2, 1, 0]] = 1.0  # predictions 1, 2, 1, 0
-    meter.add(1.0, Tensor(logits), np.array([[1, 1, 1, pad]]), pad)  # hits: position 0 and 2
-    meter.add(3.0, Tensor(logits[:, :2]), np.array([[2, 1]]), pad)  # predictions 1, 2: no hit
+    meter.add(1.0, 2, np.array([[1, 1, 1, pad]]), pad)  # 3 real targets, 2 hits
+    meter.add(3.0, 0, np.array([[2, 1]]), pad)  # 2 real targets, no hit
     metrics = meter.metrics()
     assert metrics["loss"] == 2.0 and metrics["ppl"] == pytest.approx(math.exp(2.0))
-    assert metrics["acc"] == pytest.approx(2 / 5)  # the pad target, predicted right, does not count
+    assert metrics["acc"] == pytest.approx(2 / 5)
+
+
+def test_model_loss_counts_argmax_hits_on_real_targets_only():
+    minisum.seed(0)
+    model = LanguageModel(vocab_size=7, d_model=8, n_layers=1, n_heads=2, max_len=8, mixer="summation")
+    ids = np.array([[1, 2, 3, 4], [5, 6, 1, 2]])
+    predicted = model(ids).data.argmax(axis=-1)  # (B, T)
+    pad = 3
+    targets = predicted.copy()
+    targets[0, 0] = (targets[0, 0] + 1) % 7  # one miss
+    targets[1, 1] = pad  # one pad target, not counted
+    loss, hits = model.loss(ids, targets, pad)
+    expected_hits = int(((predicted == targets) & (targets != pad)).sum())
+    assert int(hits) == expected_hits
+    full = cross_entropy(model(ids), targets, ignore_index=pad)
+    assert loss.item() == pytest.approx(full.item(), rel=1e-6)
 
 
 def test_saved_gpt2_tokenizer_gives_gpt2_ids(tmp_path):

@@ -12,6 +12,7 @@ import numpy as np
 
 from minisum.autograd import no_grad
 from minisum.backend import get_array_module, to_numpy
+from minisum import ops
 from minisum.nn import Embedding, LayerNorm, Linear, Module, ModuleList, attention_block, summation_block
 from minisum.nn.summation import positional_modulation
 
@@ -58,6 +59,19 @@ class LanguageModel(Module):
         for i, layer in enumerate(self.layers):
             x = layer(x, None if caches is None else caches[i])
         return self.output_projection(self.final_norm(x))
+
+    def loss(self, ids, targets, pad_id=None):
+        """The mean next-token cross-entropy over targets that are not `pad_id`, and the
+        number of those targets that the argmax of the logits gets right.
+
+        ids, targets (B, T) integer arrays -> (loss: 0-d Tensor, hits: 0-d integer array on the device).
+        """
+        logits = self(ids)  # (B, T, V)
+        loss = ops.cross_entropy(logits, targets, ignore_index=pad_id)
+        hits = logits.data.argmax(axis=-1) == targets  # (B, T)
+        if pad_id is not None:
+            hits &= targets != pad_id
+        return loss, hits.sum()
 
     def hidden_states(self, ids):
         """The states after the embedding and after every block (for the representation analysis)."""
