@@ -14,6 +14,7 @@ from minisum.backend import device_module, get_array_module
 
 _grad_enabled = True
 DEFAULT_DTYPE = np.float32
+NUMERIC_KINDS = "biufc"  # NumPy dtype kinds a tensor may hold; not strings, objects, dates
 
 
 @contextlib.contextmanager
@@ -109,6 +110,8 @@ class Tensor:
             data = device_module().asarray(data, dtype=dtype or _default_dtype_for(data))
         elif dtype is not None and data.dtype != dtype:
             data = data.astype(dtype)
+        if data.dtype.kind not in NUMERIC_KINDS:
+            raise TypeError(f"tensor data must be numbers (bool, int, float), got an array of {data.dtype}")
         self.data = data
         self.grad = None
         self.requires_grad = requires_grad

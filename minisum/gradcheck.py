@@ -8,6 +8,7 @@ Run it in float64; float32 rounding swamps central differences.
 """
 import numpy as np
 
+from minisum import checks
 from minisum.autograd import Tensor, no_grad
 from minisum.backend import get_array_module, to_numpy
 
@@ -47,6 +48,8 @@ def gradcheck(fn, *inputs, eps=1e-6, tol=1e-6, seed=0):
     Raises GradcheckError naming the input, the worst relative error and where it occurred
     (or saying that the outputs are too large for finite differences to check anything).
     """
+    checks.real("eps", eps, above=0)
+    checks.real("tol", tol, above=0)
     rng = np.random.default_rng(seed)
     out = fn(*inputs)
     xp = get_array_module(out.data)

@@ -5,6 +5,7 @@ directly, not mixed into the gradient. With weight_decay 0 it is exactly Adam.
 """
 import math
 
+from minisum import checks
 from minisum.backend import get_array_module
 
 KERAS_ADAM_EPS = 1e-7  # Keras' Adam default epsilon (PyTorch's is 1e-8); the Keras benchmarks use it
@@ -20,6 +21,15 @@ class AdamW:
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         self.params = list(params)
+        if not self.params:
+            raise ValueError("AdamW got an empty parameter list: pass model.parameters()")
+        checks.real("lr", lr, minimum=0)
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        checks.real("betas[0]", betas[0], minimum=0, below=1)
+        checks.real("betas[1]", betas[1], minimum=0, below=1)
+        checks.real("eps", eps, minimum=0)
+        checks.real("weight_decay", weight_decay, minimum=0)
         self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
         self.step_count = 0
         self.m = [None] * len(self.params)
@@ -82,6 +92,7 @@ class AdamW:
 
 def clip_grad_value(params, clip):
     """Clamp every gradient entry to [-clip, clip] (Keras' clipvalue)."""
+    checks.real("clip", clip, minimum=0)
     for p in params:
         if p.grad is not None:
             get_array_module(p.grad).clip(p.grad, -clip, clip, out=p.grad)
@@ -90,6 +101,7 @@ def clip_grad_value(params, clip):
 def clip_grad_norm(params, max_norm):
     """Scale all gradients together so that their global L2 norm is at most max_norm.
     Returns the norm before clipping."""
+    checks.real("max_norm", max_norm, minimum=0)
     grads = [p.grad for p in params if p.grad is not None]
     total = math.sqrt(sum(float((g * g).sum()) for g in grads))
     if total > max_norm:

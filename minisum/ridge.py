@@ -7,9 +7,12 @@ without intercept, and putting the means back into the intercept.
 """
 import numpy as np
 
+from minisum import checks
+
 
 def ridge_fit(X, y, alpha=1.0):
     """(w, b) minimising ||y - X w - b||² + alpha ||w||², X (N, D), y (N,)."""
+    checks.real("alpha", alpha, minimum=0)
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     x_mean, y_mean = X.mean(axis=0), y.mean()

@@ -6,8 +6,14 @@ task (one sigmoid unit). Initialisation is Keras' default, as in the reference.
     summation:  x * (pos + 1) -> Dense(relu, no bias) -> sum over T -> Dense(C)
     attention:  x + pos -> 4-head attention (key size 256) -> mean over T -> Dense(C)
 """
+from minisum import checks
 from minisum.nn import Dense, Embedding, Module, MultiHeadAttention, SummationPooling
 from minisum.nn import init
+
+
+def check_sizes(vocab_size, seq_len, d_model, n_classes):
+    checks.sizes(vocab_size=vocab_size, seq_len=seq_len, d_model=d_model)
+    checks.integer("n_classes", n_classes, minimum=2)
 
 
 def output_units(n_classes):
@@ -17,6 +23,7 @@ def output_units(n_classes):
 
 class SummationClassifier(Module):
     def __init__(self, vocab_size=10000, seq_len=256, d_model=256, n_classes=2):
+        check_sizes(vocab_size, seq_len, d_model, n_classes)
         self.embedding = Embedding(vocab_size, d_model, init_style="keras")
         self.summation = SummationPooling(seq_len, d_model, pos_bias=1.0)
         self.head = Dense(d_model, output_units(n_classes))
@@ -27,6 +34,7 @@ class SummationClassifier(Module):
 
 class AttentionClassifier(Module):
     def __init__(self, vocab_size=10000, seq_len=256, d_model=256, n_classes=2, n_heads=4, head_dim=256):
+        check_sizes(vocab_size, seq_len, d_model, n_classes)
         self.embedding = Embedding(vocab_size, d_model, init_style="keras")
         self.pos = init.normal((seq_len, d_model), std=0.02)
         self.attention = MultiHeadAttention(d_model, n_heads, head_dim=head_dim, init_style="keras")

@@ -10,9 +10,9 @@ key/value cache for the attention layer.
 """
 import numpy as np
 
+from minisum import checks, ops
 from minisum.autograd import no_grad
 from minisum.backend import get_array_module, to_numpy
-from minisum import ops
 from minisum.nn import Embedding, LayerNorm, Linear, Module, ModuleList, attention_block, summation_block
 from minisum.nn.summation import positional_modulation
 
@@ -22,6 +22,7 @@ POSITION_BIAS = 2.0  # the reference's constant in tok * (pos + 2.0)
 
 class LanguageModel(Module):
     def __init__(self, vocab_size, d_model=512, n_layers=4, n_heads=8, max_len=256, mixer="hybrid"):
+        checks.sizes(vocab_size=vocab_size, d_model=d_model, n_layers=n_layers, n_heads=n_heads, max_len=max_len)
         if mixer not in MIXERS:
             raise ValueError(f"unknown mixer {mixer!r}: choose one of {', '.join(MIXERS)}")
         if d_model % n_heads:
@@ -89,9 +90,13 @@ class LanguageModel(Module):
         The prompt goes through once; each new token then costs one step: O(d) state per
         summation layer, a growing key/value cache only for attention layers.
         """
-        ids = [int(i) for i in prompt_ids]
-        if not ids:
-            raise ValueError("generate() needs a prompt of at least one token")
+        prompt = np.asarray(prompt_ids)
+        if prompt.ndim != 1 or not prompt.size:
+            raise ValueError(f"prompt_ids must be a list or 1-D array of at least one token id, got shape {prompt.shape}")
+        checks.ids_in_range("prompt_ids", prompt, self.config["vocab_size"])
+        checks.integer("max_new_tokens", max_new_tokens, minimum=0)
+        check_sampling(temperature, top_k)
+        ids = prompt.tolist()
         if len(ids) + max_new_tokens > self.config["max_len"]:
             raise ValueError(f"prompt ({len(ids)}) + max_new_tokens ({max_new_tokens}) exceeds the "
                              f"positional table of {self.config['max_len']} positions")
@@ -110,9 +115,17 @@ class LanguageModel(Module):
         return ids
 
 
+def check_sampling(temperature, top_k):
+    """temperature a finite number >= 0 (0: greedy), top_k None (no limit) or an integer >= 1."""
+    checks.real("temperature", temperature, minimum=0)
+    if top_k is not None:
+        checks.integer("top_k", top_k, minimum=1)
+
+
 def sample_token(logits, temperature, top_k, rng):
     """One id drawn from softmax(logits / temperature), limited to the top_k largest logits.
     temperature 0 means greedy (the argmax)."""
+    check_sampling(temperature, top_k)
     if temperature == 0:
         return int(np.argmax(logits))
     logits = logits.astype(np.float64) / temperature

@@ -10,7 +10,7 @@ Each numeric feature has its own branch Dense(256, relu) -> Dense(256, relu).
                        256-d latent -> head
     head:              Dense(256, relu) -> Dense(64, relu) -> Dropout(0.2) -> Dense(1)
 """
-from minisum import ops
+from minisum import checks, ops
 from minisum.nn import Dense, Dropout, Embedding, LayerNorm, Module, ModuleList, MultiHeadAttention, Sequential
 from minisum.nn import SummationPooling, init
 
@@ -33,6 +33,8 @@ def branch_outputs(branches, numbers):
 
 class AttentionFusionRegressor(Module):
     def __init__(self, vocab_size, seq_len=300, d_model=256, n_features=4, n_heads=4, head_dim=64, dropout=0.2):
+        checks.sizes(vocab_size=vocab_size, seq_len=seq_len, d_model=d_model, n_features=n_features)
+        checks.real("dropout", dropout, minimum=0, below=1)
         self.embedding = Embedding(vocab_size, d_model, init_style="keras")
         self.pos = init.normal((seq_len, d_model), std=0.02)
         self.attention = MultiHeadAttention(d_model, n_heads, head_dim=head_dim, init_style="keras")
@@ -49,6 +51,8 @@ class AttentionFusionRegressor(Module):
 
 class SummationFusionRegressor(Module):
     def __init__(self, vocab_size, seq_len=300, d_model=256, n_features=4, dropout=0.2):
+        checks.sizes(vocab_size=vocab_size, seq_len=seq_len, d_model=d_model, n_features=n_features)
+        checks.real("dropout", dropout, minimum=0, below=1)
         self.embedding = Embedding(vocab_size, d_model, init_style="keras")
         self.summation = SummationPooling(seq_len, d_model, pos_bias=1.0)
         self.text_dense = Dense(d_model, d_model, relu=True)

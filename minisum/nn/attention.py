@@ -4,7 +4,7 @@ Used as the mixer of the attention and hybrid language models (causal, head size
 PyTorch init) and in the classifiers and the multimodal model (not causal, Keras'
 MultiHeadAttention with its own key size per head and Glorot init).
 """
-from minisum import ops
+from minisum import checks, ops
 from minisum.nn.module import Linear, Module
 
 
@@ -14,10 +14,12 @@ class MultiHeadAttention(Module):
     """
 
     def __init__(self, d_model, n_heads, head_dim=None, causal=False, init_style="torch"):
+        checks.sizes(d_model=d_model, n_heads=n_heads)
         if head_dim is None:
             if d_model % n_heads:
                 raise ValueError(f"d_model {d_model} is not divisible by n_heads {n_heads}")
             head_dim = d_model // n_heads
+        checks.sizes(head_dim=head_dim)
         inner = n_heads * head_dim
         self.q_proj = Linear(d_model, inner, init_style=init_style)
         self.k_proj = Linear(d_model, inner, init_style=init_style)

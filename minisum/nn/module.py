@@ -6,7 +6,7 @@ name as a prefix. That gives PyTorch-style names such as `layers.0.ff.2.weight`.
 """
 import numpy as np
 
-from minisum import ops
+from minisum import checks, ops
 from minisum.autograd import Tensor
 from minisum.backend import get_array_module, to_numpy
 from minisum.nn import init
@@ -101,6 +101,7 @@ class Linear(Module):
     """y = x W^T + b, weight stored (out, in) as PyTorch does; `init` "torch" or "keras"."""
 
     def __init__(self, in_features, out_features, bias=True, init_style="torch"):
+        checks.sizes(in_features=in_features, out_features=out_features)
         make = init.torch_linear if init_style == "torch" else init.keras_dense
         self.weight, b = make(out_features, in_features)
         if bias:
@@ -126,6 +127,7 @@ class Embedding(Module):
     """A (num, dim) table looked up by integer ids: N(0, 1) as PyTorch, or uniform +-0.05 as Keras."""
 
     def __init__(self, num, dim, init_style="torch"):
+        checks.sizes(num=num, dim=dim)
         self.weight = init.normal((num, dim)) if init_style == "torch" else init.uniform((num, dim), 0.05)
 
     def forward(self, ids):
@@ -136,6 +138,8 @@ class LayerNorm(Module):
     """Layer norm over the last axis; eps 1e-5 as PyTorch (Keras uses 1e-3)."""
 
     def __init__(self, dim, eps=1e-5):
+        checks.sizes(dim=dim)
+        checks.real("eps", eps, minimum=0)
         self.weight, self.bias, self.eps = init.ones((dim,)), init.zeros((dim,)), eps
 
     def forward(self, x):
@@ -144,6 +148,7 @@ class LayerNorm(Module):
 
 class Dropout(Module):
     def __init__(self, p):
+        checks.real("p", p, minimum=0, below=1)  # p = 1 would scale by 1 / 0
         self.p = p
 
     def forward(self, x):

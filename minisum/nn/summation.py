@@ -8,7 +8,7 @@ Instead of letting every token attend to every other token (O(n^2 d)), each toke
 That costs O(n d). The running sum is a recurrence with a d-sized state, so generation
 needs O(d) per token and layer and no cache that grows.
 """
-from minisum import ops
+from minisum import checks, ops
 from minisum.nn import init
 from minisum.nn.module import Dense, Linear, Module, ReLU, Sequential
 
@@ -27,6 +27,7 @@ class CausalSummation(Module):
     """
 
     def __init__(self, d_model):
+        checks.sizes(d_model=d_model)
         self.proj = Sequential([Linear(d_model, d_model, bias=False), ReLU(),
                                 Linear(d_model, d_model, bias=False), ReLU()])
         self.out_proj = Linear(d_model, d_model)
@@ -50,6 +51,7 @@ class SummationPooling(Module):
     """
 
     def __init__(self, seq_len, d_model, pos_bias=1.0):
+        checks.sizes(seq_len=seq_len, d_model=d_model)
         self.pos = init.normal((seq_len, d_model), std=0.02)
         self.dense = Dense(d_model, d_model, relu=True, bias=False)
         self.pos_bias = pos_bias

@@ -3,8 +3,11 @@
 Forward gathers, backward scatters: every row that was read gets the gradients of all
 the places it was read from, added up (an id can appear many times in a batch).
 """
-from minisum.autograd import Function
-from minisum.backend import get_array_module, scatter_add
+import numpy as np
+
+from minisum import checks
+from minisum.autograd import Function, Tensor
+from minisum.backend import get_array_module, is_cupy_array, scatter_add
 
 
 class Embedding(Function):
@@ -15,7 +18,12 @@ class Embedding(Function):
 
     def forward(self, weight, ids):
         self.ids, self.table_shape = ids, weight.shape
-        return weight[ids]  # (..., C)
+        rows = weight[ids]  # (..., C); CuPy wraps an out-of-range id around, NumPy raises
+        xp = get_array_module(ids)
+        if xp is not np:  # ids on the GPU are not range-checked (see `embedding`): a bad one gives a NaN row
+            outside = (ids < 0) | (ids >= weight.shape[0])  # (...)
+            rows += xp.where(outside, xp.nan, 0).astype(rows.dtype)[..., None]
+        return rows
 
     def backward(self, gy):
         # BEGIN TASK 3.1 embedding backward (scatter-add)
@@ -27,4 +35,18 @@ class Embedding(Function):
 
 
 def embedding(weight, ids):
+    """The rows of `weight` (V, C) at `ids`, which must be integers in [0, V), as in PyTorch.
+
+    Ids on the host (a list, a NumPy array: every CPU run) are checked here, a min and a
+    max, and a bad one is a ValueError. Ids already on the GPU are not: the check would make
+    every forward wait for the GPU, and a training step is allowed one such wait, for its
+    loss. There an out-of-range id reads a row of NaN instead, so the loss of that step is
+    NaN and a training script stops the run as diverged when it reads the loss.
+    """
+    ids = ids.data if isinstance(ids, Tensor) else ids
+    if is_cupy_array(ids):
+        checks.integer_ids("embedding ids", ids)  # the dtype is known without waiting for the GPU
+    else:
+        ids = np.asarray(ids)
+        checks.ids_in_range("embedding ids", ids, weight.shape[0])
     return Embedding()(weight, ids)
