@@ -90,7 +90,7 @@ class LanguageModel(Module):
         The prompt goes through once; each new token then costs one step: O(d) state per
         summation layer, a growing key/value cache only for attention layers.
         """
-        prompt = np.asarray(prompt_ids)
+        prompt = to_numpy(prompt_ids)
         if prompt.ndim != 1 or not prompt.size:
             raise ValueError(f"prompt_ids must be a list or 1-D array of at least one token id, got shape {prompt.shape}")
         checks.ids_in_range("prompt_ids", prompt, self.config["vocab_size"])

@@ -38,10 +38,11 @@ def embedding(weight, ids):
     """The rows of `weight` (V, C) at `ids`, which must be integers in [0, V), as in PyTorch.
 
     Ids on the host (a list, a NumPy array: every CPU run) are checked here, a min and a
-    max, and a bad one is a ValueError. Ids already on the GPU are not: the check would make
-    every forward wait for the GPU, and a training step is allowed one such wait, for its
-    loss. There an out-of-range id reads a row of NaN instead, so the loss of that step is
-    NaN and a training script stops the run as diverged when it reads the loss.
+    max, and a bad one is a ValueError. Ids already on the GPU are not: reading the check's
+    answer would make every forward wait for the GPU, and a training step is allowed one
+    such wait, for its loss. On the GPU an out-of-range id reads a row of NaN instead (no
+    wait), so the loss of that step is NaN and a training script stops the run as diverged
+    when it reads the loss. Float or bool ids are a TypeError on either device.
     """
     ids = ids.data if isinstance(ids, Tensor) else ids
     if is_cupy_array(ids):
