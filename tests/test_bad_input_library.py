@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import minisum
-from minisum import Tensor, tensor
+from minisum import Tensor, ops, tensor
 from minisum.callbacks import EarlyStopping, ReduceLROnPlateau
 from minisum.models import (AttentionClassifier, AttentionFusionRegressor, LanguageModel, SummationClassifier,
                             SummationFusionRegressor)
@@ -171,3 +171,17 @@ def test_smallest_sizes_and_numpy_integers_are_accepted():
     assert Dropout(0.0).p == 0.0
     assert ReduceLROnPlateau(adamw(), patience=0).patience == 0
     assert tensor([True, False]).dtype == np.bool_ and tensor([1, 2]).dtype.kind == "i"
+
+
+def test_on_the_gpu_an_id_out_of_range_reads_a_nan_row_and_host_ids_are_still_checked():
+    try:
+        import cupy
+        cupy.cuda.runtime.getDeviceCount()
+    except Exception:
+        pytest.skip("needs CuPy and a CUDA device")
+    weight = Tensor(cupy.arange(10, dtype=cupy.float32).reshape(5, 2))
+    rows = ops.embedding(weight, cupy.asarray([[0, 5, -1, 4]])).data.get()  # (1, 4, 2)
+    np.testing.assert_array_equal(rows[0, [0, 3]], [[0, 1], [8, 9]])
+    assert np.isnan(rows[0, [1, 2]]).all()
+    with pytest.raises(ValueError, match=r"embedding ids must be in \[0, 5\), got 5"):
+        ops.embedding(weight, [[0, 5]])
