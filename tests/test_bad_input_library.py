@@ -47,7 +47,8 @@ RNG = np.random.default_rng(0)
 
 CASES = [
     # ----- token ids: integers in [0, V) -----------------------------------------------------
-    ("embedding id -1", lambda: Embedding(5, 3)(np.array([[0, -1]])), ValueError, "embedding ids must be in [0, 5), got -1"),
+    ("embedding id -1", lambda: Embedding(5, 3)(np.array([[0, -1]])), ValueError,
+     "embedding ids must be in [0, 5), got -1"),
     ("embedding id V", lambda: Embedding(5, 3)(np.array([1, 5])), ValueError, "embedding ids must be in [0, 5), got 5"),
     ("embedding id V in a list", lambda: Embedding(5, 3)([[0, 9]]), ValueError, "embedding ids must be in [0, 5)"),
     ("embedding float ids", lambda: Embedding(5, 3)(np.array([1.0, 2.0])), TypeError, "embedding ids must be integer"),
@@ -60,7 +61,8 @@ CASES = [
     ("prompt string", lambda: generate(prompt="hello"), ValueError, "prompt_ids must be a list or 1-D array"),
     ("prompt 2-D", lambda: generate(prompt=[[1, 2]]), ValueError, "prompt_ids must be a list or 1-D array"),
     # ----- sampling -----------------------------------------------------------------------------
-    ("temperature -1", lambda: generate(temperature=-1), ValueError, "temperature must be a finite number >= 0, got -1"),
+    ("temperature -1", lambda: generate(temperature=-1), ValueError,
+     "temperature must be a finite number >= 0, got -1"),
     ("temperature nan", lambda: generate(temperature=math.nan), ValueError, "temperature must be a finite number"),
     ("temperature inf", lambda: generate(temperature=math.inf), ValueError, "temperature must be a finite number"),
     ("temperature string", lambda: generate(temperature="hot"), TypeError, "temperature must be a finite number"),
@@ -82,7 +84,8 @@ CASES = [
     ("adamw one beta", lambda: adamw(betas=(0.9,)), TypeError, "betas must be a pair"),
     ("adamw eps -1e-8", lambda: adamw(eps=-1e-8), ValueError, "eps must be a finite number >= 0"),
     ("adamw weight_decay nan", lambda: adamw(weight_decay=math.nan), ValueError, "weight_decay must be a finite"),
-    ("adamw weight_decay -0.1", lambda: adamw(weight_decay=-0.1), ValueError, "weight_decay must be a finite number >= 0"),
+    ("adamw weight_decay -0.1", lambda: adamw(weight_decay=-0.1), ValueError,
+     "weight_decay must be a finite number >= 0"),
     ("adamw no parameters", lambda: AdamW([]), ValueError, "empty parameter list"),
     # ----- tensors hold numbers ---------------------------------------------------------------------
     ("tensor of strings", lambda: tensor(["a", "b"]), TypeError, "tensor data must be numbers"),
@@ -118,7 +121,8 @@ CASES = [
     ("clip_grad_value nan", lambda: clip_grad_value(weights(), math.nan), ValueError, "clip must be a finite number"),
     ("clip_grad_value -1", lambda: clip_grad_value(weights(), -1.0), ValueError, "clip must be a finite number >= 0"),
     ("clip_grad_norm inf", lambda: clip_grad_norm(weights(), math.inf), ValueError, "max_norm must be a finite"),
-    ("plateau factor 1", lambda: ReduceLROnPlateau(adamw(), factor=1.0), ValueError, "factor must be a finite number > 0"),
+    ("plateau factor 1", lambda: ReduceLROnPlateau(adamw(), factor=1.0), ValueError,
+     "factor must be a finite number > 0 and < 1"),
     ("plateau patience -1", lambda: ReduceLROnPlateau(adamw(), patience=-1), ValueError, "patience must be an integer"),
     ("early stopping min_delta nan", lambda: EarlyStopping(Dense(2, 1), min_delta=math.nan), ValueError, "min_delta"),
     ("gradcheck eps 0", lambda: minisum.gradcheck(lambda x: x, weights()[0], eps=0.0), ValueError, "eps must be"),
@@ -167,7 +171,8 @@ def test_adamw_at_the_edges_of_its_ranges_runs_and_lr_zero_leaves_weights_alone(
 def test_smallest_sizes_and_numpy_integers_are_accepted():
     model = small_lm(vocab_size=np.int64(1), d_model=1, n_layers=1, n_heads=1, max_len=1)
     assert model.token_embedding.weight.shape == (1, 1)
-    assert AttentionClassifier(vocab_size=2, seq_len=1, d_model=1, n_classes=2, n_heads=1, head_dim=1).head.weight.shape == (1, 1)
+    classifier = AttentionClassifier(vocab_size=2, seq_len=1, d_model=1, n_classes=2, n_heads=1, head_dim=1)
+    assert classifier.head.weight.shape == (1, 1)
     assert Dropout(0.0).p == 0.0
     assert ReduceLROnPlateau(adamw(), patience=0).patience == 0
     assert tensor([True, False]).dtype == np.bool_ and tensor([1, 2]).dtype.kind == "i"

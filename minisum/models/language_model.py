@@ -92,7 +92,8 @@ class LanguageModel(Module):
         """
         prompt = to_numpy(prompt_ids)
         if prompt.ndim != 1 or not prompt.size:
-            raise ValueError(f"prompt_ids must be a list or 1-D array of at least one token id, got shape {prompt.shape}")
+            raise ValueError(f"prompt_ids must be a list or 1-D array of at least one token id, "
+                             f"got shape {prompt.shape}")
         checks.ids_in_range("prompt_ids", prompt, self.config["vocab_size"])
         checks.integer("max_new_tokens", max_new_tokens, minimum=0)
         check_sampling(temperature, top_k)
