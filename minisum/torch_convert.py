@@ -89,22 +89,25 @@ def main(argv=None):
     parser.add_argument("target", help="the file to write (.pt for PyTorch, .npz for minisum)")
     parser.add_argument("--force", action="store_true", help="overwrite the target if it exists")
     args = parser.parse_args(argv)
+    to_pytorch = args.source.endswith(".npz")
+    if not to_pytorch and not args.source.endswith(TORCH_SUFFIXES):
+        raise UserError(f"{args.source}: the source must end in .npz (minisum) or .pt/.pth (PyTorch)")
+    if not args.target.endswith(TORCH_SUFFIXES if to_pytorch else ".npz"):
+        raise UserError(f"{args.target}: converting {args.source} writes a "
+                        f"{'PyTorch file: name it .pt' if to_pytorch else 'minisum checkpoint: name it .npz'}")
     if not os.path.exists(args.source):
         raise UserError(f"{args.source} does not exist")
     if os.path.exists(args.target) and not args.force:
         raise UserError(f"{args.target} exists: choose another name or pass --force to overwrite it")
-    if args.source.endswith(".npz"):
+    if to_pytorch:
         count = to_torch(args.source, args.target)
         print(f"wrote {args.target}: {count:,} parameters; in PyTorch, load it with\n"
               "    ckpt = torch.load(path)\n"
               "    model = TorchLanguageModel(**ckpt['config']['model'])  # from minisum.torch_reference\n"
               "    model.load_state_dict(ckpt['model'], strict=True)")
-    elif args.source.endswith(TORCH_SUFFIXES):
+    else:
         count = from_torch(args.source, args.target)
         print(f"wrote {args.target}: {count:,} parameters, a minisum checkpoint")
-    else:
-        raise UserError(f"{args.source}: the source must end in .npz (minisum) or .pt/.pth (PyTorch)")
-
 
 if __name__ == "__main__":
     run_main(main)

@@ -59,6 +59,12 @@ def test_round_trip_is_exact_and_pytorch_gives_the_same_loss(trained_checkpoint,
         assert np.abs(after["model"][name] - array).max() == 0, name
     assert (after["config"], after["step"]) == (before["config"], before["step"])
 
+    # saved from the DDP wrapper rather than the model inside: names prefixed "module."
+    torch.save(dict(saved, model={f"module.{k}": v for k, v in saved["model"].items()}), tmp_path / "ddp.pt")
+    main([str(tmp_path / "ddp.pt"), str(tmp_path / "ddp.npz")])
+    from_ddp = read_checkpoint(tmp_path / "ddp.npz")["model"]
+    assert all(np.array_equal(from_ddp[name], array) for name, array in before["model"].items())
+
 
 def test_bad_input_is_one_line_and_nothing_is_overwritten(trained_checkpoint, tmp_path):
     npz_path, _ = trained_checkpoint
@@ -69,7 +75,8 @@ def test_bad_input_is_one_line_and_nothing_is_overwritten(trained_checkpoint, tm
                     config={"run": {}})
     for args, message in [([npz_path, existing], "exists: choose another name"),
                           ([not_a_model, tmp_path / "x.pt"], "is not a language-model checkpoint"),
-                          ([existing, tmp_path / "x.npz"], "unreadable")]:
+                          ([existing, tmp_path / "x.npz"], "unreadable"),
+                          ([npz_path, tmp_path / "x.npz"], "name it .pt")]:
         with pytest.raises(UserError, match=message) as error:
             main([str(a) for a in args])
         assert "\n" not in str(error.value)  # run_main prints it as one line
