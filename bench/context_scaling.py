@@ -43,13 +43,13 @@ def minisum_block(mixer, n, d_model, heads):
 
 
 def torch_block(mixer, n, d_model, heads, threads):
-    """The same for the PyTorch block of bench/torch_reference.py."""
+    """The same for the PyTorch block of minisum/torch_reference.py."""
     import torch
-    from bench.torch_reference import Attention, Block, Summation
+    from minisum.torch_reference import AttentionBlock, SummationBlock
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    block = Block(d_model, Summation(d_model) if mixer == "summation" else Attention(d_model, heads))
+    block = SummationBlock(d_model) if mixer == "summation" else AttentionBlock(d_model, heads)
     x = torch.randn(1, n, d_model, requires_grad=True)
     upstream = torch.randn(1, n, d_model)
 

@@ -12,8 +12,9 @@ from minisum.autograd import Function, Tensor, is_grad_enabled, no_grad, tensor
 from minisum.backend import get_device, seed, set_device, to_device, to_numpy
 from minisum.errors import UserError
 from minisum.gradcheck import GradcheckError, gradcheck
+from minisum.graph_drawing import draw_graph
 
 _operators.install()
 
 __all__ = ["Function", "Tensor", "tensor", "no_grad", "is_grad_enabled", "gradcheck", "GradcheckError",
-           "set_device", "get_device", "seed", "to_device", "to_numpy", "UserError"]
+           "set_device", "get_device", "seed", "to_device", "to_numpy", "UserError", "draw_graph"]

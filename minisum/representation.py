@@ -12,6 +12,8 @@ array per layer, layer 0 being the output of the embedding:
 NumPy only (the PCA is an eigendecomposition of the covariance); matplotlib is imported
 inside the plot function.
 """
+import string
+
 import numpy as np
 
 
@@ -61,9 +63,10 @@ def summarize(layers):
 def plot_representations(states, path, title=""):
     """Write the figure for {model name: [(N, d) per layer]} to `path` (PNG).
 
-    Top row, one panel per model: (a) the 2-D PCA of all its layers' states, coloured by
-    layer, with arrows between the layer means. Bottom row, all models together:
-    (b) cosine similarity between consecutive layers, (c) participation ratio per layer.
+    Top row, one panel per model ((a), (b), (c) for three models): the 2-D PCA of all its
+    layers' states, coloured by layer, with arrows between the layer means. Bottom row, all
+    models together, lettered next ((d), (e)): cosine similarity between consecutive layers,
+    participation ratio per layer.
     """
     from matplotlib.ticker import MaxNLocator
 
@@ -71,6 +74,7 @@ def plot_representations(states, path, title=""):
     plt = pyplot()
 
     n = len(states)
+    letters = iter(string.ascii_lowercase)  # panel labels, top row first
     fig = plt.figure(figsize=(5 * max(n, 2), 9))
     grid = fig.add_gridspec(2, 2 * n)  # top: n panels of 2 columns; bottom: 2 panels of n columns
     for i, (name, layers) in enumerate(states.items()):
@@ -83,7 +87,7 @@ def plot_representations(states, path, title=""):
         means = coords.mean(axis=1)
         for start, end in zip(means[:-1], means[1:]):
             ax.annotate("", xy=end, xytext=start, arrowprops=dict(arrowstyle="->", color="black"))
-        ax.set(title=f"(a) PCA of the hidden states: {name}", xlabel="PC1", ylabel="PC2")
+        ax.set(title=f"({next(letters)}) PCA of the hidden states: {name}", xlabel="PC1", ylabel="PC2")
         legend = ax.legend(markerscale=4, fontsize="small")
         for handle in legend.legend_handles:
             handle.set_alpha(1)
@@ -95,9 +99,9 @@ def plot_representations(states, path, title=""):
         cosine_ax.plot(np.arange(1, len(curve["layer_cosine"]) + 1), curve["layer_cosine"], marker="o", label=name)
         ratios = curve["participation_ratio"]
         ratio_ax.plot(np.arange(len(ratios)), ratios, marker="o", label=name)
-    cosine_ax.set(title="(b) cosine similarity, layer l - 1 to l", xlabel="layer l (0 = embedding)",
+    cosine_ax.set(title=f"({next(letters)}) cosine similarity, layer l - 1 to l", xlabel="layer l (0 = embedding)",
                   ylabel="mean cosine similarity")
-    ratio_ax.set(title="(c) participation ratio", xlabel="layer (0 = embedding)", ylabel="(sum λ)² / sum λ²")
+    ratio_ax.set(title=f"({next(letters)}) participation ratio", xlabel="layer (0 = embedding)", ylabel="(sum λ)² / sum λ²")
     for ax in (cosine_ax, ratio_ax):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True)

@@ -1,11 +1,9 @@
 """minisum against PyTorch (skipped without torch, which is not a dependency of minisum).
 
-The reference language model is written here from PAPER.md section 1, with the reference
-code's parameter names, so state dicts move both ways with strict loading; then logits,
-gradients and optimizer steps are compared.
+The PyTorch model is the project's one reference model, minisum/torch_reference.py, with
+the reference code's parameter names: state dicts move both ways with strict loading; then
+logits, gradients and optimizer steps are compared.
 """
-import math
-
 import numpy as np
 import pytest
 
@@ -16,75 +14,13 @@ import minisum  # noqa: E402
 from minisum import ops  # noqa: E402
 from minisum.models import LanguageModel  # noqa: E402
 from minisum.optim import AdamW  # noqa: E402
+from minisum.torch_reference import TorchLanguageModel  # noqa: E402
 
 pytestmark = pytest.mark.needs_engine  # every test here runs code of several tasks
 
 VARIANTS = ("attention", "summation", "hybrid")
 CONFIG = dict(vocab_size=50, d_model=32, n_layers=3, n_heads=4, max_len=16)
 PAD = 0
-
-
-class TorchBlock(nn.Module):
-    """Post-norm: x = LN1(x + mix(x)), then x = LN2(x + FF(x)) with FF = Linear -> ReLU -> Linear."""
-
-    def __init__(self, d):
-        super().__init__()
-        self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
-        self.ff = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, d))
-
-    def forward(self, x):
-        x = self.norm1(x + self.mix(x))
-        return self.norm2(x + self.ff(x))
-
-
-class TorchSummationBlock(TorchBlock):
-    def __init__(self, d):
-        super().__init__(d)
-        self.proj = nn.Sequential(nn.Linear(d, d, bias=False), nn.ReLU(), nn.Linear(d, d, bias=False), nn.ReLU())
-        self.out_proj = nn.Linear(d, d)
-
-    def mix(self, x):
-        return self.out_proj(torch.cumsum(self.proj(x), dim=1))
-
-
-class TorchAttentionBlock(TorchBlock):
-    def __init__(self, d, n_heads):
-        super().__init__(d)
-        self.n_heads = n_heads
-        self.q_proj, self.k_proj, self.v_proj = nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d)
-        self.out_proj = nn.Linear(d, d)
-
-    def mix(self, x):
-        B, T, d = x.shape
-        heads = lambda a: a.view(B, T, self.n_heads, d // self.n_heads).transpose(1, 2)  # noqa: E731
-        q, k, v = heads(self.q_proj(x)), heads(self.k_proj(x)), heads(self.v_proj(x))
-        scores = q @ k.transpose(-2, -1) / math.sqrt(d // self.n_heads)
-        future = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)
-        scores = scores.masked_fill(future, -1e9)
-        out = (torch.softmax(scores, dim=-1) @ v).transpose(1, 2).reshape(B, T, d)
-        return self.out_proj(out)
-
-
-class TorchLM(nn.Module):
-    def __init__(self, vocab_size, d_model, n_layers, n_heads, max_len, mixer):
-        super().__init__()
-        self.token_embedding = nn.Embedding(vocab_size, d_model)
-        self.pos_embedding = nn.Embedding(max_len, d_model)
-        kinds = {"attention": ["attention"] * n_layers, "summation": ["summation"] * n_layers,
-                 "hybrid": ["summation"] * (n_layers - 1) + ["attention"]}[mixer]
-        self.layers = nn.ModuleList([TorchAttentionBlock(d_model, n_heads) if kind == "attention"
-                                     else TorchSummationBlock(d_model) for kind in kinds])
-        self.final_norm = nn.LayerNorm(d_model)
-        self.output_projection = nn.Linear(d_model, vocab_size)
-        self.multiplicative = mixer != "attention"
-
-    def forward(self, ids):
-        tok = self.token_embedding(ids)
-        pos = self.pos_embedding(torch.arange(ids.shape[1]))
-        x = tok * (pos + 2.0) if self.multiplicative else tok + pos
-        for layer in self.layers:
-            x = layer(x)
-        return self.output_projection(self.final_norm(x))
 
 
 def ids_batch(seed=0):
@@ -100,7 +36,7 @@ def minisum_lm(mixer, seed=0):
 
 def torch_lm(mixer, seed=0):
     torch.manual_seed(seed)
-    return TorchLM(**CONFIG, mixer=mixer)
+    return TorchLanguageModel(**CONFIG, mixer=mixer)
 
 
 @pytest.mark.parametrize("direction", ["minisum to torch", "torch to minisum"])

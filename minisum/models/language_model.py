@@ -4,8 +4,8 @@
     summation   every block summation; input tok * (pos + 2)
     hybrid      summation blocks, then one attention block at the output; input tok * (pos + 2)
 
-Parameter names and shapes are the reference PyTorch model's, so state dicts move
-between the two. `generate` runs incrementally: a running sum per summation layer and a
+Parameter names and shapes are the reference PyTorch model's (minisum/torch_reference.py),
+so state dicts move between the two (`python -m minisum.torch_convert`, docs/to_torch.md). `generate` runs incrementally: a running sum per summation layer and a
 key/value cache for the attention layer.
 """
 import numpy as np

@@ -2,7 +2,8 @@
 
 Instead of letting every token attend to every other token (O(n^2 d)), each token is
 1. modulated by a learned positional encoding:  x_t * (pos_t + bias),
-2. projected through bias-free layers with a ReLU:  p_t = relu(x_t W),
+2. projected through bias-free layers with a ReLU:  p_t = relu(W x_t) in the classifiers,
+   p_t = relu(W2 relu(W1 x_t)) in the language model,
 3. aggregated by a plain sum:  s = sum_t p_t  (classification), or the running sum
    s_t = sum_{u<=t} p_u  (causal language modelling).
 That costs O(n d). The running sum is a recurrence with a d-sized state, so generation
@@ -23,6 +24,8 @@ class CausalSummation(Module):
     """The summation mixer of the language model (a drop-in for causal self-attention).
 
     p = relu(W2 relu(W1 x)),  s_t = p_1 + ... + p_t,  out = s W_o^T + b_o.
+    x arrives already modulated, x = tok * (pos + 2): step 1, the positional modulation,
+    happens once for the whole model in LanguageModel.embed, not in each layer.
     Parameter names follow the reference: proj.0, proj.2, out_proj.
     """
 
@@ -47,7 +50,7 @@ class CausalSummation(Module):
 class SummationPooling(Module):
     """The summation layer of the classifiers and the multimodal model (Keras reference).
 
-    x (B, T, C) token embeddings -> relu(x * (pos + 1) W) summed over T -> (B, C).
+    x (B, T, C) token embeddings -> relu(W (x * (pos + 1))) summed over T -> (B, C).
     """
 
     def __init__(self, seq_len, d_model, pos_bias=1.0):

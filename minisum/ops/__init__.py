@@ -12,7 +12,7 @@
     attention    fused multi-head scaled dot-product attention
     masking      where masked_fill dropout
     losses       cross_entropy (ignore_index), binary_cross_entropy_with_logits, mse_loss
-    composite    plain twins of the fused ops, for the tests
+    composite    composite twins of the fused ops (`<op>_composite`), for the tests
 """
 from minisum.ops.arithmetic import add, div, mul, neg, pow, sub, sum_to
 from minisum.ops.attention import attention

@@ -2,8 +2,9 @@
 
 For each head: S = Q K^T / sqrt(D), P = softmax(S) (causal: future positions masked),
 O = P V. This is the one attention layer of the hybrid model; as one op it stores only
-P, Q, K, V instead of a dozen intermediates. `attention_reference` in ops/composite.py
-builds the same thing from small ops for the tests.
+P, Q, K, V instead of a dozen intermediates. `attention_composite` in ops/composite.py
+(its composite twin) builds the same thing from small ops for the tests.
+The backward, derived step by step: docs/derivations.md#attention
 """
 import math
 

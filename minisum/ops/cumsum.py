@@ -6,7 +6,8 @@ gradients from u to the end: a cumulative sum run backwards.
 
 `np.cumsum` along the time axis of a (B, T, C) array is slow (it walks memory with a
 stride); adding whole (B, C) slices in a loop over t is about 6x faster at T 256.
-`cumsum_reference` in ops/composite.py is the plain twin: a lower-triangular matmul.
+`cumsum_composite` in ops/composite.py is its composite twin: a lower-triangular matmul.
+The backward, derived step by step: docs/derivations.md#the-causal-sum-cumsum
 """
 import numpy as np
 

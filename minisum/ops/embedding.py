@@ -2,6 +2,7 @@
 
 Forward gathers, backward scatters: every row that was read gets the gradients of all
 the places it was read from, added up (an id can appear many times in a batch).
+The backward, derived step by step: docs/derivations.md#embedding
 """
 import numpy as np
 

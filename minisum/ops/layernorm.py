@@ -2,7 +2,8 @@
 
 y = (x - mean) / sqrt(var + eps) * w + b. Written as a chain of small ops it would
 store a dozen intermediate arrays; fused, it keeps only x_hat and 1/std.
-`layer_norm_reference` in ops/composite.py is the plain twin the tests compare with.
+`layer_norm_composite` in ops/composite.py is its composite twin, which the tests compare with.
+The backward, derived step by step: docs/derivations.md#layer-norm
 """
 from minisum.autograd import Function
 from minisum.backend import get_array_module

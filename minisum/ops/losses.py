@@ -2,6 +2,7 @@
 
 Each returns a scalar mean. Fusing log-softmax with the negative log-likelihood gives the
 famous gradient softmax(z) - onehot(y): one array, no division by tiny probabilities.
+The backward, derived step by step: docs/derivations.md#softmax-and-cross-entropy
 """
 from minisum.autograd import Function
 from minisum.backend import get_array_module

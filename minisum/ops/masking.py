@@ -2,7 +2,7 @@
 
 Gradients flow only to the values that were chosen; the mask itself is not learned.
 """
-from minisum.autograd import Function
+from minisum.autograd import Function, Tensor
 from minisum.backend import get_array_module, uniform
 from minisum.ops.arithmetic import sum_to
 
@@ -11,7 +11,7 @@ class Where(Function):
     """y = a where cond else b (broadcasting).   da = dy where cond, db = dy elsewhere."""
 
     def __init__(self, cond):
-        self.cond = cond.data if hasattr(cond, "creator") else cond
+        self.cond = cond.data if isinstance(cond, Tensor) else cond
 
     def forward(self, a, b):
         self.shapes = a.shape, b.shape

@@ -5,7 +5,7 @@ scatter it into the indexed positions, split it between the concatenated pieces.
 """
 import itertools
 
-from minisum.autograd import Function
+from minisum.autograd import Function, Tensor
 from minisum.backend import add_at, get_array_module
 
 
@@ -50,7 +50,7 @@ class GetItem(Function):
     """
 
     def __init__(self, index):
-        self.index = index.data if hasattr(index, "creator") else index
+        self.index = index.data if isinstance(index, Tensor) else index
 
     def forward(self, x):
         self.shape, self.dtype = x.shape, x.dtype

@@ -2,6 +2,7 @@
 
 Both subtract the row maximum first: exp of a large logit overflows float32, and the
 shift cancels out of the result.
+The backward, derived step by step: docs/derivations.md#softmax-and-cross-entropy
 """
 from minisum.autograd import Function
 from minisum.backend import get_array_module
