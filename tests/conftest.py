@@ -1,7 +1,8 @@
 """Shared test helpers: random float64 tensors from a generator seeded afresh for every test.
 
 The seed is 0 unless MINISUM_TEST_SEED says otherwise: the autograder (tools/grade.py --seed)
-changes it so that code tuned to the default inputs fails.
+changes it, and with it the values, some shapes (`vary`) and gradcheck's upstream gradient,
+so that code tuned to the visible inputs fails.
 """
 import atexit
 import os
@@ -32,6 +33,19 @@ def to_float64(module):
 def shape_id(shape):
     """A readable test id for a shape: (3, 4) -> "3x4", () -> "0d"."""
     return "x".join(map(str, shape)) or "0d"
+
+
+def vary(size, most=6):
+    """`size` under seed 0 (the tests a student sees); under a grading seed a larger size drawn
+    from it, size + 1 to size + most: longer sequences, larger vocabularies than the visible ones."""
+    if TEST_SEED == 0:
+        return size
+    return size + int(np.random.default_rng([TEST_SEED, size]).integers(1, most + 1))
+
+
+def task_marks(graded, *also):
+    """The marks of `@task(graded, *also)` for one parameter: pytest.param(..., marks=task_marks("1.5"))."""
+    return [pytest.mark.task(graded)] + [pytest.mark.task(task_id) for task_id in also]
 
 
 def task(graded, *also):

@@ -1,83 +1,404 @@
-"""The autograder: run the task tests of a (student's) copy and print a score per task.
+"""The autograder: grade submissions task by task in clean rooms, and write a gradebook.
 
-    python tools/grade.py                       # grade this copy
-    python tools/grade.py path/to/handout --seed 7 --json report.json
+    python tools/grade.py                                    # grade this copy
+    python tools/grade.py SUBMISSION --seed 7 --json report.json
+    python tools/grade.py subs/* --seed 7 --csv grades.csv   # a whole class
+    python tools/grade.py SUBMISSION --tasks 2.1,2.2         # only these tasks (or --upto 2)
 
-Runs pytest on the tests marked with a task (`@task("X.Y")`) in a fresh process inside
-the copy, so the copy's own minisum is the one tested. `--seed` changes the random inputs
-of the tests (MINISUM_TEST_SEED), so code tuned to the default inputs fails.
+From a submission the grader takes only the bodies of its task blocks (`# BEGIN TASK x.y` ...
+`# END TASK x.y`). For each task it writes that task's bodies into a fresh copy of the
+teacher's tree (this one: tests, conftest, gradcheck, the other tasks' solutions, this
+grader) and runs the task's tests there in a process of its own, with a time limit. Nothing
+else of the submission is read, imported or run, and the grader itself writes the report.
+A body that is missing, does not parse or breaks a rule (tools/rules.py) scores 0 and never
+runs. `--seed` changes the tests' random values, some of their shapes and gradcheck's upstream
+gradient (MINISUM_TEST_SEED); without it a seed is drawn and printed. Points come from
+tools/course.py. Exit status: 0 graded, 1 a submission could not be graded, 2 bad arguments.
 """
 import argparse
+import ast
+import concurrent.futures
+import csv
 import json
 import os
+import random
+import re
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tools.task_markers import collect_tasks  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tools.course import POINTS, assignment  # noqa: E402
+from tools.rules import check_block  # noqa: E402
+from tools.task_markers import MarkerError, collect_tasks, scan_blocks, task_order  # noqa: E402
+
+TEACHER_PARTS = ("minisum", "tests", "tools", "pytest.ini")  # what a clean room copies
+NOT_COPIED = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
+STUB = re.compile(r'^\s*raise NotImplementedError\("Task [\d.]+: .*"\)\s*$')
+MAX_MESSAGES = 5
 
 
-def run_task_tests(root, seed, tasks=None):
-    """[{test, task, outcome}] for the task tests under root (all tasks, or only `tasks`)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        report = Path(tmp) / "report.json"
-        env = dict(os.environ, MINISUM_TEST_SEED=str(seed), MINISUM_GRADE_REPORT=str(report),
-                   PYTHONPATH=str(root), PYTHONDONTWRITEBYTECODE="1")
-        command = [sys.executable, "-m", "pytest", "-q", "-m", "task", "-p", "tools.grading_plugin",
-                   "-p", "no:cacheprovider", "tests"]
-        subprocess.run(command, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if not report.exists():
-            raise SystemExit(f"error: pytest could not run in {root} (try `python -m pytest -m task` there)")
-        results = json.loads(report.read_text())
-    return [r for r in results if tasks is None or r["task"] in tasks]
+class GradingError(Exception):
+    """A submission (or the teacher's tree) that cannot be graded; the message says why."""
 
 
-def score(root, results):
-    """task id -> {title, passed, total, failed}, in course order."""
-    titles = {task_id: title for task_id, (title, _) in collect_tasks(root).items()}
-    table = {t: {"title": titles[t], "passed": 0, "total": 0, "failed": []} for t in titles}
-    for r in results:
-        row = table.setdefault(r["task"], {"title": "?", "passed": 0, "total": 0, "failed": []})
-        row["total"] += 1
-        if r["outcome"] == "passed":
-            row["passed"] += 1
-        else:
-            row["failed"].append(r["test"])
-    return table
+@dataclass
+class TaskResult:
+    title: str
+    max_score: float
+    status: str = "failed"  # passed failed timeout crashed missing rule
+    tests_passed: int = 0
+    tests_total: int = 0
+    messages: list = field(default_factory=list)
+
+    @property
+    def score(self):
+        if self.status not in ("passed", "failed") or not self.tests_total:
+            return 0.0
+        return round(self.max_score * self.tests_passed / self.tests_total, 2)
+
+    def as_dict(self):
+        return {"title": self.title, "score": self.score, "max_score": self.max_score, "status": self.status,
+                "tests_passed": self.tests_passed, "tests_total": self.tests_total,
+                "messages": self.messages[:MAX_MESSAGES]}
 
 
-def print_table(table):
-    print(f"{'task':6} {'title':52} {'passed':>9}")
-    for task_id, row in table.items():
-        print(f"{task_id:6} {row['title'][:52]:52} {row['passed']:>4} / {row['total']:<3}")
-    passed, total = sum(r["passed"] for r in table.values()), sum(r["total"] for r in table.values())
-    print(f"{'total':59} {passed:>4} / {total:<3}")
-    return passed, total
+# ----- reading a submission ----------------------------------------------------------------------
+def teacher_tasks():
+    """task id -> (title, [blocks]) of the teacher's tree; every task must have points."""
+    tasks = collect_tasks(ROOT)
+    unpointed = sorted(set(tasks) ^ set(POINTS))
+    if unpointed:
+        raise MarkerError(f"tools/course.py POINTS and the task markers disagree on {', '.join(unpointed)}")
+    return tasks
+
+
+def read_bodies(submission, tasks):
+    """task id -> ({relative path: [body, ...]}, problems) from the submission's files.
+
+    A task gets problems (and no bodies) when a file is missing, a symbolic link or unreadable,
+    when one of its markers is broken, or when it has another number of blocks than the teacher's.
+    """
+    found = {t: ({}, []) for t in tasks}
+    files = sorted({b.path.relative_to(ROOT) for _, blocks in tasks.values() for b in blocks})
+    for rel in files:
+        in_file = [t for t, (_, blocks) in tasks.items() if any(b.path.relative_to(ROOT) == rel for b in blocks)]
+        path = submission / rel
+        try:
+            if any(p.is_symlink() for p in [path, *path.parents] if p != submission and submission in p.parents):
+                raise OSError("a symbolic link")
+            lines = path.read_text(errors="replace").splitlines()
+        except OSError as err:
+            for t in in_file:
+                found[t][1].append(f"{rel}: cannot be read ({getattr(err, 'strerror', None) or err})")
+            continue
+        blocks, _, problems = scan_blocks(rel, lines)
+        for task_id, problem in problems:
+            if task_id in found:
+                found[task_id][1].append(problem)
+        for t in in_file:
+            if found[t][1]:
+                continue
+            expected = sum(b.path.relative_to(ROOT) == rel for b in tasks[t][1])
+            mine = [b for b in blocks if b.task == t]
+            if len(mine) != expected:
+                found[t][1].append(f"{rel}: {expected} block(s) of TASK {t} expected, found {len(mine)}")
+            else:
+                found[t][0][str(rel)] = ["\n".join(lines[b.begin + 1:b.end]) for b in mine]
+    return found
+
+
+def with_bodies(rel, task_id, bodies, tasks):
+    """The teacher's file `rel` with the blocks of `task_id` replaced by `bodies`."""
+    lines = (ROOT / rel).read_text().splitlines()
+    mine = [b for b in tasks[task_id][1] if str(b.path.relative_to(ROOT)) == rel]
+    for block, body in sorted(zip(mine, bodies), key=lambda pair: pair[0].begin, reverse=True):
+        lines[block.begin + 1:block.end] = body.splitlines()
+    return "\n".join(lines) + "\n"
+
+
+def stubbed(task_id, tasks):
+    """{rel: file text} of the teacher's files with the blocks of `task_id` stubbed."""
+    title, blocks = tasks[task_id]
+    by_file = {}
+    for b in blocks:
+        by_file.setdefault(str(b.path.relative_to(ROOT)), []).append(f'{b.indent}raise NotImplementedError("Task {task_id}: {title}")')
+    return {rel: with_bodies(rel, task_id, bodies, tasks) for rel, bodies in by_file.items()}
+
+
+def prepare(task_id, bodies, problems, tasks):
+    """(status, messages, {rel: file text}) for one task before anything runs: "ok" with the files
+    holding the submission's bodies, or "missing" / "rule" with the files holding stubs (its tests
+    still run, to be counted, but none of its code does)."""
+    status, messages, files = _prepare(task_id, bodies, problems, tasks)
+    return status, messages, files if status == "ok" else stubbed(task_id, tasks)
+
+
+def _prepare(task_id, bodies, problems, tasks):
+    if problems:
+        return "missing", problems, {}
+    if all(STUB.match(body) or not body.strip() for blocks in bodies.values() for body in blocks):
+        return "missing", [f"TASK {task_id} is not done (its blocks still raise NotImplementedError)"], {}
+    messages = []
+    for rel, blocks in bodies.items():
+        begins = [b.begin for b in tasks[task_id][1] if str(b.path.relative_to(ROOT)) == rel]
+        for begin, body in zip(begins, blocks):
+            messages += [f"{rel} (TASK {task_id} block at teacher line {begin + 1}), {m}"
+                         for m in check_block(body, task_id)]
+    if messages:
+        status = "missing" if any("does not parse" in m for m in messages) else "rule"
+        return status, messages, {}
+    files = {rel: with_bodies(rel, task_id, blocks, tasks) for rel, blocks in bodies.items()}
+    for rel, text in files.items():
+        try:
+            ast.parse(text)
+        except SyntaxError as err:
+            return "missing", [f"{rel}:{err.lineno}: TASK {task_id} does not parse in its file ({err.msg})"], {}
+    return "ok", [], files
+
+
+# ----- running one task ---------------------------------------------------------------------------
+def task_test_files(task_id=None):
+    """The teacher's test files that may grade `task_id` (or any task): collecting the others would
+    only cost time. The plugin then keeps exactly the tests graded under the task."""
+    return sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_*.py")
+                  if re.search(r"\btask\(", p.read_text()) and (task_id is None or f'"{task_id}"' in p.read_text()))
+
+
+def clean_room(where, files):
+    """A fresh copy of the teacher's tree under `where`, with `files` (rel -> text) written over it."""
+    where.mkdir(parents=True)
+    for part in TEACHER_PARTS:
+        source = ROOT / part
+        if source.is_dir():
+            shutil.copytree(source, where / part, ignore=NOT_COPIED)
+        elif source.exists():
+            shutil.copy2(source, where / part)
+    for rel, text in files.items():
+        (where / rel).write_text(text)
+    return where
+
+
+def run_tests(room, task_id, seed, timeout):
+    """Run the tests of `task_id` (None: of every task) in `room`; (events, returncode or "timeout", stderr)."""
+    results = room.parent / f"{room.name}.results.jsonl"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MINISUM_", "PYTHON"))}
+    env.update(MINISUM_TEST_SEED=str(seed), MINISUM_GRADE_RESULTS=str(results), PYTHONPATH=str(room),
+               PYTHONDONTWRITEBYTECODE="1", PYTHONHASHSEED="0")
+    if task_id:
+        env["MINISUM_GRADE_TASK"] = task_id
+    command = [sys.executable, "-s", "-m", "pytest", "-q", "-p", "tools.grading_plugin", "-p", "no:cacheprovider",
+               "-m", "task", *task_test_files(task_id)]
+    with open(room.parent / f"{room.name}.stderr", "w+") as err:
+        process = subprocess.Popen(command, cwd=room, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=err, start_new_session=True)
+        try:
+            returncode = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            returncode = "timeout"
+        finally:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)  # the task's own children too
+            except ProcessLookupError:
+                pass
+            process.wait()
+        err.seek(0)
+        stderr = err.read()
+    events = []
+    if results.exists():
+        for line in results.read_text().splitlines():
+            try:
+                events.append(json.loads(line))
+            except ValueError:
+                break  # a line cut short by a killed process
+    return events, returncode, stderr
+
+
+def judge(result, events, returncode, stderr, timeout):
+    """Fill `result` from one task process's events."""
+    collected = next((e["tests"] for e in events if e["event"] == "collected"), [])
+    outcomes = {}
+    for e in events:
+        if e["event"] == "outcome" and outcomes.get(e["test"], ("passed",))[0] != "failed":
+            outcomes[e["test"]] = (e["outcome"], e["message"])
+    result.tests_total = len(collected)
+    result.tests_passed = sum(outcomes.get(t["test"], ("",))[0] == "passed" for t in collected)
+    result.messages += [f"{t['test']}: {outcomes[t['test']][1]}" for t in collected
+                        if outcomes.get(t["test"], ("",))[0] == "failed"]
+    running = [e["test"] for e in events if e["event"] == "start"]
+    during = f" during {running[-1]}" if running else ""
+    rules = [e["message"] for e in events if e["event"] == "rule"]
+    if result.status in ("missing", "rule"):
+        return  # stubbed: the run only counted its tests
+    if returncode == "timeout":
+        result.status, result.messages = "timeout", [f"stopped after {timeout:g} s{during}"] + result.messages
+    elif rules:
+        result.status, result.messages = "rule", sorted(set(rules)) + result.messages
+    elif not any(e["event"] == "done" for e in events) or returncode not in (0, 1) or not collected:
+        last = stderr.strip().splitlines()[-1:] or [f"exit status {returncode}"]
+        result.status = "crashed"
+        result.messages = [f"the test process ended before its tests did{during}: {last[0][:200]}"] + result.messages
+    else:
+        result.status = "passed" if result.tests_passed == result.tests_total else "failed"
+
+
+# ----- grading -------------------------------------------------------------------------------------
+def grade_many(submissions, seed, task_ids, timeout=60, jobs=None):
+    """{submission: report or GradingError}, every (submission, task) run in parallel up to `jobs`."""
+    tasks = teacher_tasks()
+    reports, runs = {}, []
+    work = Path(tempfile.mkdtemp(prefix="minisum-grade-"))
+    try:
+        for n, submission in enumerate(submissions):
+            results, error = prepare_submission(Path(submission), tasks, task_ids, work / f"s{n}", runs)
+            reports[submission] = (results, error)
+        with concurrent.futures.ThreadPoolExecutor(jobs or _cores()) as pool:
+            # the slowest tasks (training, attention) first, so that no core waits on one at the end
+            ordered = sorted(runs, key=lambda run: task_order(run[1]), reverse=True)
+            done = pool.map(lambda run: (run, run_tests(run[2], run[1], seed, timeout)), ordered)
+            for (result, _, _), outcome in done:
+                judge(result, *outcome, timeout)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return {s: error if error else report(results, seed) for s, (results, error) in reports.items()}
+
+
+def prepare_submission(submission, tasks, task_ids, work, runs):
+    """Task results for one submission, with the runs they need appended to `runs`."""
+    results = {t: TaskResult(tasks[t][0], POINTS[t]) for t in task_ids}
+    if not submission.is_dir():
+        error = GradingError(f"{submission} is not a folder")
+    elif not any((submission / b.path.relative_to(ROOT)).is_file() for t in task_ids for b in tasks[t][1]):
+        error = GradingError(f"{submission} has none of the files with task blocks (minisum/...): is it a handout?")
+    else:
+        error = None
+    bodies = read_bodies(submission, tasks) if not error else {}
+    for t in task_ids:
+        if error:
+            results[t].status, results[t].messages = "missing", [str(error)]
+            continue
+        status, messages, files = prepare(t, *bodies[t], tasks)
+        if status != "ok":
+            results[t].status, results[t].messages = status, messages
+        runs.append((results[t], t, clean_room(work / t, files)))
+    return results, error
+
+
+def report(results, seed):
+    tasks = {t: r.as_dict() for t, r in results.items()}
+    return {"score": round(sum(r["score"] for r in tasks.values()), 2),
+            "max_score": sum(r["max_score"] for r in tasks.values()), "seed": seed, "tasks": tasks}
+
+
+def _cores():
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+# ----- writing the gradebook -------------------------------------------------------------------------
+def print_report(graded):
+    print(f"{'task':5} {'title':48} {'status':8} {'tests':>7} {'points':>13}")
+    for t, r in graded["tasks"].items():
+        print(f"{t:5} {r['title'][:48]:48} {r['status']:8} {r['tests_passed']:>3}/{r['tests_total']:<3} "
+              f"{r['score']:>6g} / {r['max_score']:<4g}")
+        for message in r["messages"][:2]:
+            print(f"        {message[:150]}")
+    print(f"{'total':76} {graded['score']:>6g} / {graded['max_score']:<4g}")
+
+
+def write_csv(path, reports, errors, task_ids):
+    with open(path, "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["submission", "score", "max_score", "error", *task_ids])
+        for submission, graded in reports.items():
+            out.writerow([Path(submission).name, graded["score"], graded["max_score"], errors.get(submission, "")] +
+                         [graded["tasks"][t]["score"] for t in task_ids])
+
+
+def gradescope(graded):
+    """The report in Gradescope's autograder format (results.json)."""
+    return {"score": graded["score"], "output": f"seed {graded['seed']}",
+            "tests": [{"name": f"Task {t}: {r['title']}", "number": t, "score": r["score"],
+                       "max_score": r["max_score"], "status": "passed" if r["status"] == "passed" else "failed",
+                       "output": "\n".join([f"status: {r['status']}, {r['tests_passed']}/{r['tests_total']} tests"]
+                                           + r["messages"])}
+                      for t, r in graded["tasks"].items()]}
+
+
+def ungradable(error, task_ids, tasks, seed):
+    return report({t: TaskResult(tasks[t][0], POINTS[t], "missing", messages=[str(error)]) for t in task_ids}, seed)
+
+
+def choose_tasks(tasks, ids, upto):
+    if ids and upto:
+        raise GradingError("give --tasks or --upto, not both")
+    if upto:
+        chosen = [t for t in tasks if assignment(t) <= upto]
+        if not chosen:
+            raise GradingError(f"--upto {upto} selects no task: the first assignment is 1")
+        return chosen
+    if not ids:
+        return list(tasks)
+    wanted = [t.strip() for t in ids.split(",") if t.strip()]
+    unknown = [t for t in wanted if t not in tasks]
+    if unknown:
+        raise GradingError(f"unknown task(s) {', '.join(unknown)}: the tasks are {', '.join(tasks)}")
+    return [t for t in tasks if t in wanted]
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("root", nargs="?", default=str(Path(__file__).resolve().parents[1]),
-                        help="the copy to grade (default: this one)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the tests' random inputs")
-    parser.add_argument("--tasks", help="comma-separated task ids (default: all)")
-    parser.add_argument("--json", help="write the report here (for a learning-management system)")
+    parser.add_argument("submissions", nargs="*", metavar="SUBMISSION",
+                        help="the copies to grade (default: this one, the reference)")
+    parser.add_argument("--seed", type=int, help="seed of the hidden variation (default: drawn and printed)")
+    parser.add_argument("--tasks", help="comma-separated task ids to grade (default: all)")
+    parser.add_argument("--upto", type=int, metavar="N", help="grade assignments 1 to N only")
+    parser.add_argument("--timeout", type=float, default=60, help="seconds per task (default 60)")
+    parser.add_argument("--jobs", type=int, help="tasks graded at once (default: the number of cores)")
+    parser.add_argument("--json", help="write the report here (with several submissions: a folder of reports)")
+    parser.add_argument("--csv", help="write one row per submission here")
+    parser.add_argument("--gradescope", metavar="RESULTS_JSON", help="write Gradescope's results.json here")
     args = parser.parse_args(argv)
-    root = Path(args.root).resolve()
+    submissions = args.submissions or [str(ROOT)]
+    seed = args.seed if args.seed is not None else random.randrange(1, 2 ** 31)
+    try:
+        tasks = teacher_tasks()
+        task_ids = choose_tasks(tasks, args.tasks, args.upto)
+        if args.gradescope and len(submissions) > 1:
+            raise GradingError("--gradescope writes one submission's results.json: give one submission")
+        if args.timeout <= 0 or (args.jobs is not None and args.jobs < 1):
+            raise GradingError("--timeout and --jobs must be positive")
+    except (MarkerError, GradingError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     start = time.perf_counter()
-    results = run_task_tests(root, args.seed, args.tasks.split(",") if args.tasks else None)
-    table = score(root, results)
-    if args.tasks:
-        table = {t: row for t, row in table.items() if t in args.tasks.split(",")}
-    passed, total = print_table(table)
-    print(f"graded in {time.perf_counter() - start:.1f} s (seed {args.seed})")
+    graded = grade_many(submissions, seed, task_ids, args.timeout, args.jobs)
+    errors = {s: str(r) for s, r in graded.items() if isinstance(r, GradingError)}
+    reports = {s: ungradable(errors[s], task_ids, tasks, seed) if s in errors else r for s, r in graded.items()}
+    for submission, graded in reports.items():
+        if len(submissions) > 1:
+            print(f"\n== {submission}")
+        if submission in errors:
+            print(f"error: {errors[submission]}", file=sys.stderr)
+        print_report(graded)
+    print(f"graded {len(submissions)} submission(s) in {time.perf_counter() - start:.1f} s (seed {seed})")
     if args.json:
-        Path(args.json).write_text(json.dumps({"root": str(root), "seed": args.seed, "passed": passed,
-                                               "total": total, "tasks": table}, indent=2))
-
+        if len(submissions) == 1:
+            Path(args.json).write_text(json.dumps(reports[submissions[0]], indent=2))
+        else:
+            Path(args.json).mkdir(parents=True, exist_ok=True)
+            for submission, graded in reports.items():
+                (Path(args.json) / f"{Path(submission).name}.json").write_text(json.dumps(graded, indent=2))
+    if args.csv:
+        write_csv(args.csv, reports, errors, task_ids)
+    if args.gradescope:
+        Path(args.gradescope).write_text(json.dumps(gradescope(reports[submissions[0]]), indent=2))
+    return 1 if errors else 0
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

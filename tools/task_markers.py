@@ -31,25 +31,41 @@ class Block:
 
 def find_blocks(path):
     """The task blocks of one file, checking that every BEGIN has its END and none nest."""
-    blocks, open_block = [], None
-    titles = {}
-    for i, line in enumerate(Path(path).read_text().splitlines()):
+    blocks, titles, problems = scan_blocks(path, Path(path).read_text().splitlines())
+    if problems:
+        raise MarkerError(problems[0][1])
+    return blocks, titles
+
+
+def scan_blocks(path, lines):
+    """(well-formed blocks, titles, problems) of one file's lines, reading past bad markers.
+
+    problems: (task id, "file:line: what is wrong"); a block with a bad marker is not returned,
+    so a student's broken block costs only its own task (tools/grade.py).
+    """
+    blocks, titles, problems, open_block = [], {}, [], None
+    for i, line in enumerate(lines):
         begin, end = BEGIN.match(line), END.match(line)
         if begin:
             if open_block:
-                raise MarkerError(f"{path}:{i + 1}: TASK {begin['id']} begins inside TASK {open_block.task}")
+                problems.append((open_block.task, f"{path}:{i + 1}: TASK {begin['id']} begins inside "
+                                                  f"TASK {open_block.task}"))
             open_block = Block(begin["id"], Path(path), i, -1, begin["indent"])
             if begin["title"]:
                 titles[begin["id"]] = begin["title"]
         elif end:
             if not open_block or open_block.task != end["id"]:
-                raise MarkerError(f"{path}:{i + 1}: END TASK {end['id']} without its BEGIN")
-            open_block.end = i
-            blocks.append(open_block)
+                problems.append((end["id"], f"{path}:{i + 1}: END TASK {end['id']} without its BEGIN"))
+                if open_block:
+                    problems.append((open_block.task, f"{path}:{open_block.begin + 1}: TASK {open_block.task} "
+                                                      f"ends with END TASK {end['id']}"))
+            else:
+                open_block.end = i
+                blocks.append(open_block)
             open_block = None
     if open_block:
-        raise MarkerError(f"{path}:{open_block.begin + 1}: TASK {open_block.task} has no END")
-    return blocks, titles
+        problems.append((open_block.task, f"{path}:{open_block.begin + 1}: TASK {open_block.task} has no END"))
+    return blocks, titles, problems
 
 
 def collect_tasks(root):

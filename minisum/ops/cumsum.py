@@ -18,6 +18,9 @@ from minisum.backend import get_array_module
 def cumsum_forward(x, axis):
     """s[.., t, ..] = sum of x[.., u, ..] for u <= t."""
     # BEGIN TASK 3.2 causal summation, forward and backward
+    xp = get_array_module(x)
+    if xp is not np:  # on a GPU the loop would launch one kernel per position; CuPy's cumsum is one kernel
+        return xp.cumsum(x, axis=axis)
     s = x.copy()
     steps = np.moveaxis(s, axis, 0)  # a view of s: steps[t] is position t
     for t in range(1, len(steps)):
@@ -29,6 +32,9 @@ def cumsum_forward(x, axis):
 def cumsum_backward(gs, axis):
     """dx[.., u, ..] = sum of ds[.., t, ..] for t >= u: a reversed cumulative sum."""
     # BEGIN TASK 3.2
+    xp = get_array_module(gs)
+    if xp is not np:
+        return xp.flip(xp.cumsum(xp.flip(gs, axis), axis=axis), axis)
     gx = gs.copy()
     steps = np.moveaxis(gx, axis, 0)
     for t in range(len(steps) - 2, -1, -1):
@@ -43,18 +49,10 @@ class CumSum(Function):
     def __init__(self, axis):
         self.axis = axis
 
-    # On a GPU the loop would launch one kernel per position; CuPy's cumsum is one kernel.
-
     def forward(self, x):
-        xp = get_array_module(x)
-        if xp is not np:
-            return xp.cumsum(x, axis=self.axis)
         return cumsum_forward(x, self.axis)
 
     def backward(self, gs):
-        xp = get_array_module(gs)
-        if xp is not np:
-            return xp.flip(xp.cumsum(xp.flip(gs, self.axis), axis=self.axis), self.axis)
         return cumsum_backward(gs, self.axis)
 
 
