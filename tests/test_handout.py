@@ -1,8 +1,10 @@
 """The course tools: task markers, the handout generator and the autograder (docs/teaching.md).
 
-These build handouts in temporary folders and grade them in fresh pytest processes, so
-they take a minute or two: one grading run of the task tests per task.
+These build handouts in temporary folders and run the task tests in fresh pytest processes,
+so they take a minute: one run of the task tests per task. The attacks on the grader are
+in test_grading_redteam.py.
 """
+import csv
 import json
 import subprocess
 import sys
@@ -12,11 +14,24 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tools.grade import run_task_tests, score  # noqa: E402
-from tools.make_handout import build  # noqa: E402
+from tools.course import ANSWERS_OUTSIDE_BLOCKS, POINTS, TEACHER_ONLY  # noqa: E402
+from tools.grade import run_tests  # noqa: E402
+from tools.make_handout import build, tracked_files  # noqa: E402
+from tools.rules import check_block  # noqa: E402
 from tools.task_markers import MarkerError, collect_tasks, find_blocks  # noqa: E402
 
 TASKS = collect_tasks(ROOT)
+GRADE = [sys.executable, str(ROOT / "tools" / "grade.py")]
+
+
+def task_tests(root, seed=0):
+    """[{test, tasks, needs_engine, outcome, message}] of every task test as it stands in `root`."""
+    events, returncode, stderr = run_tests(root, None, seed, timeout=300)
+    assert returncode in (0, 1), stderr[-2000:]
+    outcomes = {e["test"]: e for e in events if e["event"] == "outcome" and e["outcome"] != "passed"}
+    collected = next(e["tests"] for e in events if e["event"] == "collected")
+    return [{**t, "outcome": outcomes.get(t["test"], {"outcome": "passed"})["outcome"],
+             "message": outcomes.get(t["test"], {"message": ""})["message"]} for t in collected]
 
 
 @pytest.mark.parametrize("source, problem", [
@@ -41,6 +56,28 @@ def test_two_titles_for_one_task_are_an_error(tmp_path):
         collect_tasks(tmp_path)
 
 
+def test_every_task_has_points_and_the_reference_keeps_the_rules():
+    assert set(POINTS) == set(TASKS) and sum(POINTS.values()) == 100
+    for task_id, (_, blocks) in TASKS.items():
+        for block in blocks:
+            body = "\n".join(block.path.read_text().splitlines()[block.begin + 1:block.end])
+            assert check_block(body, task_id) == [], f"{block.path}:{block.begin + 1}"
+
+
+@pytest.mark.parametrize("body, problem", [
+    ("import os", "imports os"),
+    ("return torch.tensor(gy)", "uses torch"),
+    ("return layer_norm_reference(x, w, b)", "uses layer_norm_reference"),
+    ("return numerical_gradient(f, xs, 0, gy, 1e-6)", "uses numerical_gradient"),
+    ("np.testing.assert_allclose = print", "assigns to np.testing.assert_allclose"),
+    ("return gy.__class__", "uses .__class__"),
+    ("global np", "declares np global"),
+    ("return LayerNorm().backward(gy)", "uses LayerNorm"),
+])
+def test_rules_name_what_a_block_may_not_do(body, problem):
+    assert any(problem in p for p in check_block("        " + body, "2.2"))
+
+
 @pytest.fixture(scope="module")
 def full_handout(tmp_path_factory):
     return build(tmp_path_factory.mktemp("handout") / "minisum-handout")
@@ -55,38 +92,79 @@ def test_the_full_handout_imports_and_stubs_every_task(full_handout):
         assert stubs.count(f'raise NotImplementedError("Task {task_id}: {title}")') == len(blocks)
 
 
+def test_the_handout_has_only_tracked_files_and_none_that_answers_a_task(full_handout):
+    copied = {str(p.relative_to(full_handout)) for p in full_handout.rglob("*") if p.is_file()}
+    assert copied <= set(tracked_files(ROOT))
+    for path in [*ANSWERS_OUTSIDE_BLOCKS, *TEACHER_ONLY]:
+        assert not any(rel == path or (path.endswith("/") and rel.startswith(path)) for rel in copied), path
+    source = (full_handout / "minisum" / "ops" / "cumsum.py").read_text()
+    assert "xp.cumsum" not in source  # the GPU branch went with its task
+
+
 def test_every_task_test_fails_in_the_full_handout(full_handout):
-    results = run_task_tests(full_handout, seed=0)
+    results = task_tests(full_handout)
     assert results and all(r["outcome"] == "failed" for r in results)
     assert all("NotImplementedError: Task" in r["message"] for r in results)
 
 
 def test_tests_of_no_task_pass_in_the_full_handout(full_handout):
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           "-m", "not task and not needs_engine", "--ignore=tests/test_handout.py", "tests"],
+                           "-m", "not task and not needs_engine", "tests"],
                           cwd=full_handout, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-3000:]
 
 
-def test_the_reference_passes_every_task_test_and_every_task_has_tests(tmp_path):
-    report = tmp_path / "report.json"
-    subprocess.run([sys.executable, str(ROOT / "tools" / "grade.py"), "--json", str(report), "--seed", "3"],
-                   check=True, capture_output=True)
+def test_the_weekly_release_solves_no_later_task(tmp_path):
+    done = subprocess.run([sys.executable, str(ROOT / "tools" / "make_handout.py"), str(tmp_path / "week1"),
+                           "--upto", "1"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    source = "".join(p.read_text() for p in (tmp_path / "week1" / "minisum").rglob("*.py"))
+    for task_id, (title, blocks) in TASKS.items():
+        later = "" if task_id.startswith("1.") else f" (assignment {task_id[0]}, not released yet)"
+        assert source.count(f'raise NotImplementedError("Task {task_id}: {title}{later}")') == len(blocks)
+
+
+def test_the_reference_gets_full_marks_in_the_fixed_report_schema(tmp_path):
+    report, results = tmp_path / "report.json", tmp_path / "results.json"
+    done = subprocess.run([*GRADE, "--json", str(report), "--seed", "3", "--gradescope", str(results)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
     graded = json.loads(report.read_text())
-    assert graded["seed"] == 3 and graded["total"] > 0 and graded["passed"] == graded["total"]
-    assert len(TASKS) >= 10 and set(graded["tasks"]) == set(TASKS)
-    assert all(row["total"] > 0 for row in graded["tasks"].values()), "every task needs a test graded under it"
+    assert graded["score"] == graded["max_score"] == 100 and graded["seed"] == 3
+    assert list(graded["tasks"]) == list(TASKS)
+    for task_id, row in graded["tasks"].items():
+        assert set(row) == {"title", "score", "max_score", "status", "tests_passed", "tests_total", "messages"}
+        assert row["status"] == "passed" and row["tests_total"] > 0 and row["score"] == POINTS[task_id]
+    gradescope = json.loads(results.read_text())
+    assert gradescope["score"] == 100 and len(gradescope["tests"]) == len(TASKS)
+
+
+def test_a_class_is_graded_into_one_csv_row_per_student(full_handout, tmp_path):
+    grades = tmp_path / "grades.csv"
+    done = subprocess.run([*GRADE, str(full_handout), str(tmp_path / "nobody"), "--tasks", "1.2",
+                           "--csv", str(grades), "--seed", "1"], capture_output=True, text=True)
+    assert done.returncode == 1  # one submission could not be graded
+    assert "error: " in done.stderr and "nobody" in done.stderr
+    rows = list(csv.DictReader(grades.open()))
+    assert [r["submission"] for r in rows] == [full_handout.name, "nobody"]
+    assert rows[0]["1.2"] == "0.0" and rows[0]["error"] == "" and "not a folder" in rows[1]["error"]
+
+
+@pytest.mark.parametrize("args, problem", [(["--tasks", "9.9"], "unknown task(s) 9.9"),
+                                           (["--upto", "0"], "selects no task")])
+def test_unknown_tasks_are_an_error(args, problem):
+    done = subprocess.run([*GRADE, *args], capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.startswith("error: ") and problem in done.stderr
 
 
 @pytest.mark.parametrize("task_id", list(TASKS))
 def test_removing_one_task_fails_exactly_its_tests(tmp_path, task_id):
-    handout = build(tmp_path / "handout", [task_id])
-    results = run_task_tests(handout, seed=0)
+    handout = build(tmp_path / "handout", [task_id], leave_out=False)
+    results = task_tests(handout)
     failed = {r["test"] for r in results if r["outcome"] == "failed"}
-    marked = {r["test"] for r in results if task_id in r["all_tasks"]}
+    marked = {r["test"] for r in results if task_id in r["tasks"]}
     # Tests that need the whole engine (training a model) fail whichever task is missing.
     whole_engine = {r["test"] for r in results if r["needs_engine"]}
     assert marked <= failed
     assert failed - whole_engine == marked - whole_engine
-    table = score(handout, results)
-    assert table[task_id]["passed"] == 0
+    assert any(r["tasks"][0] == task_id for r in results), "every task needs a test graded under it"

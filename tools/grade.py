@@ -164,10 +164,10 @@ def _prepare(task_id, bodies, problems, tasks):
 
 
 # ----- running one task ---------------------------------------------------------------------------
-def task_test_files(task_id=None):
-    """The teacher's test files that may grade `task_id` (or any task): collecting the others would
+def task_test_files(room, task_id=None):
+    """The test files in `room` that may grade `task_id` (or any task): collecting the others would
     only cost time. The plugin then keeps exactly the tests graded under the task."""
-    return sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_*.py")
+    return sorted(str(p.relative_to(room)) for p in (room / "tests").glob("test_*.py")
                   if re.search(r"\btask\(", p.read_text()) and (task_id is None or f'"{task_id}"' in p.read_text()))
 
 
@@ -186,16 +186,21 @@ def clean_room(where, files):
 
 
 def run_tests(room, task_id, seed, timeout):
-    """Run the tests of `task_id` (None: of every task) in `room`; (events, returncode or "timeout", stderr)."""
-    results = room.parent / f"{room.name}.results.jsonl"
+    """Run the tests of `task_id` (None: of every task) as they stand in `room`;
+    (events, returncode or "timeout", stderr)."""
+    with tempfile.TemporaryDirectory(prefix="minisum-grade-run-") as tmp:
+        return _run_tests(Path(room), task_id, seed, timeout, Path(tmp) / "results.jsonl")
+
+
+def _run_tests(room, task_id, seed, timeout, results):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MINISUM_", "PYTHON"))}
     env.update(MINISUM_TEST_SEED=str(seed), MINISUM_GRADE_RESULTS=str(results), PYTHONPATH=str(room),
                PYTHONDONTWRITEBYTECODE="1", PYTHONHASHSEED="0")
     if task_id:
         env["MINISUM_GRADE_TASK"] = task_id
     command = [sys.executable, "-s", "-m", "pytest", "-q", "-p", "tools.grading_plugin", "-p", "no:cacheprovider",
-               "-m", "task", *task_test_files(task_id)]
-    with open(room.parent / f"{room.name}.stderr", "w+") as err:
+               "-m", "task", *task_test_files(room, task_id)]
+    with open(results.with_suffix(".stderr"), "w+") as err:
         process = subprocess.Popen(command, cwd=room, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                    stderr=err, start_new_session=True)
         try:
@@ -250,13 +255,15 @@ def judge(result, events, returncode, stderr, timeout):
 
 # ----- grading -------------------------------------------------------------------------------------
 def grade_many(submissions, seed, task_ids, timeout=60, jobs=None):
-    """{submission: report or GradingError}, every (submission, task) run in parallel up to `jobs`."""
+    """{submission: report or GradingError}, every (submission, task) run in parallel up to `jobs`.
+    task_ids: the tasks to grade, or {submission: its tasks}."""
     tasks = teacher_tasks()
     reports, runs = {}, []
     work = Path(tempfile.mkdtemp(prefix="minisum-grade-"))
     try:
         for n, submission in enumerate(submissions):
-            results, error = prepare_submission(Path(submission), tasks, task_ids, work / f"s{n}", runs)
+            chosen = task_ids[submission] if isinstance(task_ids, dict) else task_ids
+            results, error = prepare_submission(Path(submission), tasks, chosen, work / f"s{n}", runs)
             reports[submission] = (results, error)
         with concurrent.futures.ThreadPoolExecutor(jobs or _cores()) as pool:
             # the slowest tasks (training, attention) first, so that no core waits on one at the end
@@ -335,9 +342,9 @@ def ungradable(error, task_ids, tasks, seed):
 
 
 def choose_tasks(tasks, ids, upto):
-    if ids and upto:
+    if ids and upto is not None:
         raise GradingError("give --tasks or --upto, not both")
-    if upto:
+    if upto is not None:
         chosen = [t for t in tasks if assignment(t) <= upto]
         if not chosen:
             raise GradingError(f"--upto {upto} selects no task: the first assignment is 1")

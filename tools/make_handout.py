@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tools.course import ANSWERS_OUTSIDE_BLOCKS, assignment  # noqa: E402
+from tools.course import ANSWERS_OUTSIDE_BLOCKS, TEACHER_ONLY, assignment  # noqa: E402
 from tools.task_markers import MarkerError, collect_tasks, task_order  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,16 +60,17 @@ def tracked_files(root):
 
 
 def left_out(rel, stubbed):
-    """True when the file `rel` answers a stubbed task outside its blocks (or needs a file that does)."""
-    return any(rel == path or (path.endswith("/") and rel.startswith(path))
+    """True when the file `rel` answers a stubbed task outside its blocks (or needs a file that does),
+    or only tests the course tools."""
+    return bool(stubbed) and rel in TEACHER_ONLY or any(rel == path or (path.endswith("/") and rel.startswith(path))
                for path, tasks in ANSWERS_OUTSIDE_BLOCKS.items() if set(tasks) & set(stubbed))
 
 
-def build(out_dir, stubbed=None, released=None, force=False):
+def build(out_dir, stubbed=None, released=None, force=False, leave_out=True):
     """Copy the tracked files to `out_dir` and remove the tasks in `stubbed` (default: every task).
 
-    `stubbed` is taken as given (the tests remove one task at a time); the command line always
-    removes every task after the first one it removes.
+    `stubbed` is taken as given (the tests remove one task at a time, and keep every file with
+    leave_out=False); the command line always removes every task after the first one it removes.
     """
     out_dir = Path(out_dir)
     if out_dir.exists():
@@ -79,7 +80,7 @@ def build(out_dir, stubbed=None, released=None, force=False):
     tasks = collect_tasks(ROOT)
     stubbed = list(tasks) if stubbed is None else stubbed
     for rel in tracked_files(ROOT):
-        if not left_out(rel, stubbed):
+        if not (leave_out and left_out(rel, stubbed)):
             (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / rel, out_dir / rel)
     remove_tasks(out_dir, stubbed, released)
