@@ -27,7 +27,7 @@ class Embedding(Function):
         return rows
 
     def backward(self, gy):
-        # BEGIN TASK 3.1 embedding backward (scatter-add)
+        # BEGIN TASK 3.1 embedding and indexing backward (scatter-add)
         xp = get_array_module(gy)
         gw = xp.zeros(self.table_shape, dtype=gy.dtype)  # (V, C)
         scatter_add(gw, self.ids.reshape(-1), gy.reshape(-1, self.table_shape[1]))
