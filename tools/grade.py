@@ -185,21 +185,22 @@ def clean_room(where, files):
     return where
 
 
-def run_tests(room, task_id, seed, timeout):
-    """Run the tests of `task_id` (None: of every task) as they stand in `room`;
+def run_tests(room, task_id, seed, timeout, collect_only=False):
+    """Run the tests of `task_id` (None: of every task) as they stand in `room`, or only count them;
     (events, returncode or "timeout", stderr)."""
     with tempfile.TemporaryDirectory(prefix="minisum-grade-run-") as tmp:
-        return _run_tests(Path(room), task_id, seed, timeout, Path(tmp) / "results.jsonl")
+        return _run_tests(Path(room), task_id, seed, timeout, Path(tmp) / "results.jsonl", collect_only)
 
 
-def _run_tests(room, task_id, seed, timeout, results):
+def _run_tests(room, task_id, seed, timeout, results, collect_only):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MINISUM_", "PYTHON"))}
+    # no third-party pytest plugins: only the teacher's tests and this grader's plugin run
     env.update(MINISUM_TEST_SEED=str(seed), MINISUM_GRADE_RESULTS=str(results), PYTHONPATH=str(room),
-               PYTHONDONTWRITEBYTECODE="1", PYTHONHASHSEED="0")
+               PYTHONDONTWRITEBYTECODE="1", PYTHONHASHSEED="0", PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
     if task_id:
         env["MINISUM_GRADE_TASK"] = task_id
     command = [sys.executable, "-s", "-m", "pytest", "-q", "-p", "tools.grading_plugin", "-p", "no:cacheprovider",
-               "-m", "task", *task_test_files(room, task_id)]
+               "-m", "task", *(["--collect-only"] if collect_only else []), *task_test_files(room, task_id)]
     with open(results.with_suffix(".stderr"), "w+") as err:
         process = subprocess.Popen(command, cwd=room, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                    stderr=err, start_new_session=True)
@@ -233,14 +234,14 @@ def judge(result, events, returncode, stderr, timeout):
         if e["event"] == "outcome" and outcomes.get(e["test"], ("passed",))[0] != "failed":
             outcomes[e["test"]] = (e["outcome"], e["message"])
     result.tests_total = len(collected)
+    if result.status in ("missing", "rule"):
+        return  # stubbed: the run only counted its tests
     result.tests_passed = sum(outcomes.get(t["test"], ("",))[0] == "passed" for t in collected)
     result.messages += [f"{t['test']}: {outcomes[t['test']][1]}" for t in collected
                         if outcomes.get(t["test"], ("",))[0] == "failed"]
     running = [e["test"] for e in events if e["event"] == "start"]
     during = f" during {running[-1]}" if running else ""
     rules = [e["message"] for e in events if e["event"] == "rule"]
-    if result.status in ("missing", "rule"):
-        return  # stubbed: the run only counted its tests
     if returncode == "timeout":
         result.status, result.messages = "timeout", [f"stopped after {timeout:g} s{during}"] + result.messages
     elif rules:
@@ -268,7 +269,9 @@ def grade_many(submissions, seed, task_ids, timeout=60, jobs=None):
         with concurrent.futures.ThreadPoolExecutor(jobs or _cores()) as pool:
             # the slowest tasks (training, attention) first, so that no core waits on one at the end
             ordered = sorted(runs, key=lambda run: task_order(run[1]), reverse=True)
-            done = pool.map(lambda run: (run, run_tests(run[2], run[1], seed, timeout)), ordered)
+            # a stubbed task (missing, rule) is only counted: none of its code may run
+            done = pool.map(lambda run: (run, run_tests(run[2], run[1], seed, timeout,
+                                                        collect_only=run[0].status in ("missing", "rule"))), ordered)
             for (result, _, _), outcome in done:
                 judge(result, *outcome, timeout)
     finally:

@@ -21,6 +21,7 @@ MESSAGE_CHARS = 300  # a failure message is cut here: enough to act on, too shor
 
 _stream = None
 _backwards = []  # one [op class, its own forwards called so far] per backward() running
+_reported = set()  # op classes already reported for finite differences
 
 
 def _write(event, **fields):
@@ -58,7 +59,7 @@ def pytest_runtest_logreport(report):
     # a failure in setup, call or teardown fails the test; a pass needs the call to pass
     if report.failed:
         crash = getattr(report.longrepr, "reprcrash", None)
-        message = crash.message if crash else str(report.longrepr).strip().splitlines()[-1]
+        message = " ".join((crash.message if crash else str(report.longrepr).strip().splitlines()[-1]).split())
         _write("outcome", test=report.nodeid, outcome="failed", message=message[:MESSAGE_CHARS])
     elif report.skipped:
         _write("outcome", test=report.nodeid, outcome="skipped", message="")
@@ -112,7 +113,9 @@ def _tracked_backward(cls, backward):
         if calls >= 2:
             message = (f"{cls.__name__}.backward called its own forward {calls} times: a gradient must come "
                        "from its formula, not from finite differences")
-            _write("rule", message=message)
+            if cls not in _reported:
+                _reported.add(cls)
+                _write("rule", message=message)
             raise FiniteDifferences(message)
         return result
     return tracked
