@@ -50,6 +50,7 @@ class GradingError(Exception):
 
 @dataclass
 class TaskResult:
+    task: str
     title: str
     max_score: float
     status: str = "failed"  # passed failed timeout crashed missing rule
@@ -246,7 +247,9 @@ def judge(result, events, returncode, stderr, timeout):
         result.status, result.messages = "timeout", [f"stopped after {timeout:g} s{during}"] + result.messages
     elif rules:
         result.status, result.messages = "rule", sorted(set(rules)) + result.messages
-    elif not any(e["event"] == "done" for e in events) or returncode not in (0, 1) or not collected:
+    elif not collected and any(e["event"] == "done" for e in events):
+        result.status, result.messages = "failed", [f"this copy has no test graded under TASK {result.task}"]
+    elif not any(e["event"] == "done" for e in events) or returncode not in (0, 1):
         last = stderr.strip().splitlines()[-1:] or [f"exit status {returncode}"]
         result.status = "crashed"
         result.messages = [f"the test process ended before its tests did{during}: {last[0][:200]}"] + result.messages
@@ -281,7 +284,7 @@ def grade_many(submissions, seed, task_ids, timeout=60, jobs=None):
 
 def prepare_submission(submission, tasks, task_ids, work, runs):
     """Task results for one submission, with the runs they need appended to `runs`."""
-    results = {t: TaskResult(tasks[t][0], POINTS[t]) for t in task_ids}
+    results = {t: TaskResult(t, tasks[t][0], POINTS[t]) for t in task_ids}
     if not submission.is_dir():
         error = GradingError(f"{submission} is not a folder")
     elif not any((submission / b.path.relative_to(ROOT)).is_file() for t in task_ids for b in tasks[t][1]):
@@ -341,7 +344,7 @@ def gradescope(graded):
 
 
 def ungradable(error, task_ids, tasks, seed):
-    return report({t: TaskResult(tasks[t][0], POINTS[t], "missing", messages=[str(error)]) for t in task_ids}, seed)
+    return report({t: TaskResult(t, tasks[t][0], POINTS[t], "missing", messages=[str(error)]) for t in task_ids}, seed)
 
 
 def choose_tasks(tasks, ids, upto):
