@@ -51,9 +51,10 @@ FORGED_REPORTS = {
     "atexit hook in the package": {"minisum/__init__.py": "+", "minisum/_hook.py": """
         import atexit, os
         path = os.environ.get("MINISUM_GRADE_RESULTS")
-        atexit.register(lambda: path and open(path, "a").write('{"event": "outcome", "test": "x", "outcome": "passed"}'))
+        forged = '{"event": "outcome", "test": "x", "outcome": "passed"}'
+        atexit.register(lambda: path and open(path, "a").write(forged))
         """},
-    "edited minisum/gradcheck.py": {"minisum/gradcheck.py": "+def gradcheck(fn, *inputs, **kwargs):\n    return {0: 0.0}\n"},
+    "edited minisum/gradcheck.py": {"minisum/gradcheck.py": "+def gradcheck(*args, **kw):\n    return {0: 0.0}\n"},
 }
 
 # ----- attacks inside the blocks of a submission with every task done ------------------------------
@@ -161,10 +162,10 @@ def graded(tmp_path_factory):
     differences = copy_of(solved, base / "differences")
     set_block(differences, *CUMSUM_BY_DIFFERENCES)
     tasks[str(differences)] = ["3.2"]
-    reports = grade_many(list(tasks), SEED, tasks, timeout=60)
+    reports, _ = grade_many(list(tasks), SEED, tasks, timeout=60)
     looping = copy_of(solved, base / "looping")
     set_block(looping, "1.2", 0, "minisum/ops/arithmetic.py", "while True:\n    pass")
-    reports.update(grade_many([str(looping)], SEED, ["1.2"], timeout=6))
+    reports.update(grade_many([str(looping)], SEED, ["1.2"], timeout=6)[0])
     forged = {attack: reports[str(base / f"forged{n}")] for n, attack in enumerate(FORGED_REPORTS)}
     return forged, reports[str(broken)]["tasks"], reports[str(differences)]["tasks"], reports[str(looping)]["tasks"]
 

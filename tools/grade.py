@@ -81,7 +81,7 @@ def teacher_tasks():
 
 
 def read_bodies(submission, tasks):
-    """task id -> ({relative path: [body, ...]}, problems) from the submission's files.
+    """task id -> ({relative path: [(line of BEGIN, body), ...]}, problems) from the submission's files.
 
     A task gets problems (and no bodies) when a file is missing, a symbolic link or unreadable,
     when one of its markers is broken, or when it has another number of blocks than the teacher's.
@@ -111,15 +111,15 @@ def read_bodies(submission, tasks):
             if len(mine) != expected:
                 found[t][1].append(f"{rel}: {expected} block(s) of TASK {t} expected, found {len(mine)}")
             else:
-                found[t][0][str(rel)] = ["\n".join(lines[b.begin + 1:b.end]) for b in mine]
+                found[t][0][str(rel)] = [(b.begin + 1, "\n".join(lines[b.begin + 1:b.end])) for b in mine]
     return found
 
 
 def with_bodies(rel, task_id, bodies, tasks):
-    """The teacher's file `rel` with the blocks of `task_id` replaced by `bodies`."""
+    """The teacher's file `rel` with the blocks of `task_id` replaced by `bodies` ([(line, body)])."""
     lines = (ROOT / rel).read_text().splitlines()
     mine = [b for b in tasks[task_id][1] if str(b.path.relative_to(ROOT)) == rel]
-    for block, body in sorted(zip(mine, bodies), key=lambda pair: pair[0].begin, reverse=True):
+    for block, (_, body) in sorted(zip(mine, bodies), key=lambda pair: pair[0].begin, reverse=True):
         lines[block.begin + 1:block.end] = body.splitlines()
     return "\n".join(lines) + "\n"
 
@@ -129,7 +129,8 @@ def stubbed(task_id, tasks):
     title, blocks = tasks[task_id]
     by_file = {}
     for b in blocks:
-        by_file.setdefault(str(b.path.relative_to(ROOT)), []).append(f'{b.indent}raise NotImplementedError("Task {task_id}: {title}")')
+        stub = f'{b.indent}raise NotImplementedError("Task {task_id}: {title}")'
+        by_file.setdefault(str(b.path.relative_to(ROOT)), []).append((b.begin + 1, stub))
     return {rel: with_bodies(rel, task_id, bodies, tasks) for rel, bodies in by_file.items()}
 
 
@@ -144,17 +145,13 @@ def prepare(task_id, bodies, problems, tasks):
 def _prepare(task_id, bodies, problems, tasks):
     if problems:
         return "missing", problems, {}
-    if all(STUB.match(body) or not body.strip() for blocks in bodies.values() for body in blocks):
+    if all(STUB.match(body) or not body.strip() for blocks in bodies.values() for _, body in blocks):
         return "missing", [f"TASK {task_id} is not done (its blocks still raise NotImplementedError)"], {}
-    messages = []
-    for rel, blocks in bodies.items():
-        begins = [b.begin for b in tasks[task_id][1] if str(b.path.relative_to(ROOT)) == rel]
-        for begin, body in zip(begins, blocks):
-            messages += [f"{rel} (TASK {task_id} block at teacher line {begin + 1}), {m}"
-                         for m in check_block(body, task_id)]
-    if messages:
-        status = "missing" if any("does not parse" in m for m in messages) else "rule"
-        return status, messages, {}
+    problems = [(f"{rel}:{begin + line}: TASK {task_id} {what}", what) for rel, blocks in bodies.items()
+                for begin, body in blocks for line, what in check_block(body, task_id)]
+    if problems:
+        status = "missing" if any(what.startswith("does not parse") for _, what in problems) else "rule"
+        return status, [message for message, _ in problems], {}
     files = {rel: with_bodies(rel, task_id, blocks, tasks) for rel, blocks in bodies.items()}
     for rel, text in files.items():
         try:
@@ -259,48 +256,53 @@ def judge(result, events, returncode, stderr, timeout):
 
 # ----- grading -------------------------------------------------------------------------------------
 def grade_many(submissions, seed, task_ids, timeout=60, jobs=None):
-    """{submission: report or GradingError}, every (submission, task) run in parallel up to `jobs`.
-    task_ids: the tasks to grade, or {submission: its tasks}."""
+    """({submission: report}, {submission: why it could not be graded}); every (submission, task)
+    runs in its own clean room, `jobs` at a time. task_ids: the tasks, or {submission: its tasks}."""
     tasks = teacher_tasks()
-    reports, runs = {}, []
-    work = Path(tempfile.mkdtemp(prefix="minisum-grade-"))
-    try:
-        for n, submission in enumerate(submissions):
-            chosen = task_ids[submission] if isinstance(task_ids, dict) else task_ids
-            results, error = prepare_submission(Path(submission), tasks, chosen, work / f"s{n}", runs)
-            reports[submission] = (results, error)
+    results, errors, runs = {}, {}, []
+    for submission in submissions:
+        chosen = task_ids[submission] if isinstance(task_ids, dict) else task_ids
+        try:
+            results[submission] = prepare_submission(Path(submission), tasks, chosen, runs)
+        except GradingError as err:
+            errors[submission] = str(err)
+            results[submission] = {t: TaskResult(t, tasks[t][0], POINTS[t], "missing", messages=[str(err)])
+                                   for t in chosen}
+    # the slowest tasks (training, attention) first, so that no core waits on one at the end
+    runs.sort(key=lambda run: task_order(run[0].task), reverse=True)
+    with tempfile.TemporaryDirectory(prefix="minisum-grade-") as work:
         with concurrent.futures.ThreadPoolExecutor(jobs or _cores()) as pool:
-            # the slowest tasks (training, attention) first, so that no core waits on one at the end
-            ordered = sorted(runs, key=lambda run: task_order(run[1]), reverse=True)
-            # a stubbed task (missing, rule) is only counted: none of its code may run
-            done = pool.map(lambda run: (run, run_tests(run[2], run[1], seed, timeout,
-                                                        collect_only=run[0].status in ("missing", "rule"))), ordered)
-            for (result, _, _), outcome in done:
-                judge(result, *outcome, timeout)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return {s: error if error else report(results, seed) for s, (results, error) in reports.items()}
+            list(pool.map(lambda n_run: grade_task(*n_run[1], Path(work) / str(n_run[0]), seed, timeout),
+                          enumerate(runs)))
+    return {s: report(r, seed) for s, r in results.items()}, errors
 
 
-def prepare_submission(submission, tasks, task_ids, work, runs):
-    """Task results for one submission, with the runs they need appended to `runs`."""
-    results = {t: TaskResult(t, tasks[t][0], POINTS[t]) for t in task_ids}
+def prepare_submission(submission, tasks, task_ids, runs):
+    """{task: TaskResult} for one submission, with (result, files) of the runs it needs appended to `runs`."""
     if not submission.is_dir():
-        error = GradingError(f"{submission} is not a folder")
-    elif not any((submission / b.path.relative_to(ROOT)).is_file() for t in task_ids for b in tasks[t][1]):
-        error = GradingError(f"{submission} has none of the files with task blocks (minisum/...): is it a handout?")
-    else:
-        error = None
-    bodies = read_bodies(submission, tasks) if not error else {}
+        raise GradingError(f"{submission} is not a folder")
+    if not any((submission / b.path.relative_to(ROOT)).is_file() for t in task_ids for b in tasks[t][1]):
+        raise GradingError(f"{submission} has none of the files with task blocks (minisum/...): is it a handout?")
+    bodies = read_bodies(submission, tasks)
+    results = {}
     for t in task_ids:
-        if error:
-            results[t].status, results[t].messages = "missing", [str(error)]
-            continue
+        results[t] = TaskResult(t, tasks[t][0], POINTS[t])
         status, messages, files = prepare(t, *bodies[t], tasks)
         if status != "ok":
             results[t].status, results[t].messages = status, messages
-        runs.append((results[t], t, clean_room(work / t, files)))
-    return results, error
+        runs.append((results[t], files))
+    return results
+
+
+def grade_task(result, files, room, seed, timeout):
+    """Run one task's tests in a fresh clean room and fill `result`. A stubbed task (missing, rule)
+    is only counted: none of its code runs."""
+    try:
+        clean_room(room, files)
+        judge(result, *run_tests(room, result.task, seed, timeout, collect_only=result.status in ("missing", "rule")),
+              timeout)
+    finally:
+        shutil.rmtree(room, ignore_errors=True)
 
 
 def report(results, seed):
@@ -341,10 +343,6 @@ def gradescope(graded):
                        "output": "\n".join([f"status: {r['status']}, {r['tests_passed']}/{r['tests_total']} tests"]
                                            + r["messages"])}
                       for t, r in graded["tasks"].items()]}
-
-
-def ungradable(error, task_ids, tasks, seed):
-    return report({t: TaskResult(t, tasks[t][0], POINTS[t], "missing", messages=[str(error)]) for t in task_ids}, seed)
 
 
 def choose_tasks(tasks, ids, upto):
@@ -390,9 +388,7 @@ def main(argv=None):
         print(f"error: {err}", file=sys.stderr)
         return 2
     start = time.perf_counter()
-    graded = grade_many(submissions, seed, task_ids, args.timeout, args.jobs)
-    errors = {s: str(r) for s, r in graded.items() if isinstance(r, GradingError)}
-    reports = {s: ungradable(errors[s], task_ids, tasks, seed) if s in errors else r for s, r in graded.items()}
+    reports, errors = grade_many(submissions, seed, task_ids, args.timeout, args.jobs)
     for submission, graded in reports.items():
         if len(submissions) > 1:
             print(f"\n== {submission}")
@@ -412,6 +408,7 @@ def main(argv=None):
     if args.gradescope:
         Path(args.gradescope).write_text(json.dumps(gradescope(reports[submissions[0]]), indent=2))
     return 1 if errors else 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

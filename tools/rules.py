@@ -66,11 +66,11 @@ def _own_attribute(node):
 
 
 def check_block(body, task_id):
-    """["line N: what is wrong", ...] for one block's body (its source lines, indented)."""
+    """[(line within the body, from 1; what is wrong), ...] for one block's body (its lines, indented)."""
     try:
         tree = ast.parse(textwrap.dedent(body))
     except SyntaxError as err:
-        return [f"line {err.lineno}: does not parse ({err.msg})"]
+        return [(err.lineno or 1, f"does not parse ({err.msg})")]
     checker = _Checker(OWN_OPS.get(task_id, set()))
     checker.visit(tree)
-    return [f"line {line}: {what}" for line, what in checker.problems]
+    return checker.problems
