@@ -34,7 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tools.course import POINTS, assignment  # noqa: E402
+from tools.course import POINTS, TEACHER_ONLY, assignment  # noqa: E402
 from tools.rules import check_block  # noqa: E402
 from tools.task_markers import MarkerError, collect_tasks, scan_blocks, task_order  # noqa: E402
 
@@ -166,7 +166,8 @@ def task_test_files(room, task_id=None):
     """The test files in `room` that may grade `task_id` (or any task): collecting the others would
     only cost time. The plugin then keeps exactly the tests graded under the task."""
     return sorted(str(p.relative_to(room)) for p in (room / "tests").glob("test_*.py")
-                  if re.search(r"\btask\(", p.read_text()) and (task_id is None or f'"{task_id}"' in p.read_text()))
+                  if str(p.relative_to(room)) not in TEACHER_ONLY and re.search(r"\btask(_marks)?\(", p.read_text())
+                  and (task_id is None or f'"{task_id}"' in p.read_text()))
 
 
 def clean_room(where, files):
