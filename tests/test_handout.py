@@ -78,6 +78,11 @@ def test_rules_name_what_a_block_may_not_do(body, problem):
     assert any(problem in what for _, what in check_block("        " + body, "2.2"))
 
 
+def test_rules_allow_the_array_module_and_a_tensor_update():
+    body = "ga = xp.matmul(gy, xp.exp(b).T)\nfor p in self.params:\n    p.data -= 0.1 * p.grad\nreturn ga"
+    assert check_block(body, "1.6") == []
+
+
 @pytest.fixture(scope="module")
 def full_handout(tmp_path_factory):
     return build(tmp_path_factory.mktemp("handout") / "minisum-handout")

@@ -3,8 +3,9 @@
 A block may use what its file already has in scope (the array module, the file's helpers,
 earlier tasks' functions that the file imports) and Python's plain builtins. It may not:
 - import anything, or declare names global / nonlocal;
-- use PyTorch, the composite twins, gradcheck / numerical_gradient, or the op its task
-  implements (tools/course.py: FORBIDDEN_NAMES, OWN_OPS);
+- use PyTorch, the composite twins, gradcheck / numerical_gradient, or the minisum op its
+  task implements (tools/course.py: FORBIDDEN_NAMES, OWN_OPS; the array module's own
+  functions, `xp.matmul` or `xp.exp`, are fine);
 - touch dunder names or private attributes (`__class__`, `x._y`), reach modules, files or
   frames, or assign to attributes other than its own (`self.x`) and a tensor's `.data` / `.grad`.
 What a block does at run time is checked too: a backward that calls its own op's forward
@@ -18,8 +19,8 @@ from tools.course import FORBIDDEN_NAMES, FORBIDDEN_SUFFIXES, OWN_OPS
 ASSIGNABLE_ATTRIBUTES = {"data", "grad"}  # a tensor's fields; 5.1 updates p.data in place
 
 
-def _forbidden(name, own_ops):
-    return name in FORBIDDEN_NAMES or name in own_ops or name.endswith(FORBIDDEN_SUFFIXES)
+def _forbidden(name):
+    return name in FORBIDDEN_NAMES or name.endswith(FORBIDDEN_SUFFIXES)
 
 
 class _Checker(ast.NodeVisitor):
@@ -42,11 +43,11 @@ class _Checker(ast.NodeVisitor):
         self.report(node, f"declares {', '.join(node.names)} nonlocal")
 
     def visit_Name(self, node):
-        if node.id.startswith("__") or _forbidden(node.id, self.own_ops):
+        if node.id.startswith("__") or _forbidden(node.id) or node.id in self.own_ops:
             self.report(node, f"uses {node.id}")
 
     def visit_Attribute(self, node):
-        if node.attr.startswith("_") or _forbidden(node.attr, self.own_ops):
+        if node.attr.startswith("_") or _forbidden(node.attr):  # xp.matmul is NumPy's, not the op
             self.report(node, f"uses .{node.attr}")
         if isinstance(node.ctx, (ast.Store, ast.Del)) and not _own_attribute(node):
             self.report(node, f"assigns to {ast.unparse(node)} (only self.x, .data and .grad may be assigned)")
