@@ -112,6 +112,9 @@ CUMSUM_BY_DIFFERENCES = ("3.2", 1, "minisum/ops/cumsum.py", """
         e.flat[i] = 0.0
     return gx
     """)
+# A line indented less than the markers ends the method: code outside the block (a new forward).
+OUTSIDE_THE_BLOCK = ("1.3", 4, "minisum/ops/arithmetic.py",
+                     "        return -gy\n\n    def forward(self, x):\n        return x\n", "as written")
 
 
 def copy_of(handout, to):
@@ -131,12 +134,14 @@ def plant_files(root, files):
             path.write_text(textwrap.dedent(text))
 
 
-def set_block(root, task_id, nth, rel, body):
+def set_block(root, task_id, nth, rel, body, indent="the block's"):
     path = root / rel
     lines = path.read_text().splitlines()
     block = [b for b in scan_blocks(rel, lines)[0] if b.task == task_id][nth]
     if body is None:
         del lines[block.end]
+    elif indent == "as written":
+        lines[block.begin + 1:block.end] = body.splitlines()
     else:
         lines[block.begin + 1:block.end] = textwrap.indent(textwrap.dedent(body).strip("\n"), block.indent).splitlines()
     path.write_text("\n".join(lines) + "\n")
@@ -161,7 +166,8 @@ def graded(tmp_path_factory):
     tasks[str(broken)] = list(POINTS)
     differences = copy_of(solved, base / "differences")
     set_block(differences, *CUMSUM_BY_DIFFERENCES)
-    tasks[str(differences)] = ["3.2"]
+    set_block(differences, *OUTSIDE_THE_BLOCK)
+    tasks[str(differences)] = ["3.2", "1.3"]
     reports, _ = grade_many(list(tasks), SEED, tasks, timeout=60)
     looping = copy_of(solved, base / "looping")
     set_block(looping, "1.2", 0, "minisum/ops/arithmetic.py", "while True:\n    pass")
@@ -215,6 +221,12 @@ def test_finite_differences_through_the_forward_helper_are_caught_at_run_time(gr
     row = graded[2]["3.2"]
     assert row["status"] == "rule" and row["score"] == 0
     assert any("CumSum.backward called its own forward" in m for m in row["messages"])
+
+
+def test_a_block_cannot_reach_outside_its_function(graded):
+    row = graded[2]["1.3"]
+    assert row["status"] == "missing" and row["score"] == 0
+    assert any("indented less than its markers" in m for m in row["messages"])
 
 
 def test_an_infinite_loop_times_out(graded):

@@ -148,7 +148,8 @@ def _prepare(task_id, bodies, problems, tasks):
     if all(STUB.match(body) or not body.strip() for blocks in bodies.values() for _, body in blocks):
         return "missing", [f"TASK {task_id} is not done (its blocks still raise NotImplementedError)"], {}
     problems = [(f"{rel}:{begin + line}: TASK {task_id} {what}", what) for rel, blocks in bodies.items()
-                for begin, body in blocks for line, what in check_block(body, task_id)]
+                for (begin, body), indent in zip(blocks, indents(task_id, rel, tasks))
+                for line, what in outdented(body, indent) or check_block(body, task_id)]
     if problems:
         status = "missing" if any(what.startswith("does not parse") for _, what in problems) else "rule"
         return status, [message for message, _ in problems], {}
@@ -159,6 +160,17 @@ def _prepare(task_id, bodies, problems, tasks):
         except SyntaxError as err:
             return "missing", [f"{rel}:{err.lineno}: TASK {task_id} does not parse in its file ({err.msg})"], {}
     return "ok", [], files
+
+
+def indents(task_id, rel, tasks):
+    return [b.indent for b in tasks[task_id][1] if str(b.path.relative_to(ROOT)) == rel]
+
+
+def outdented(body, indent):
+    """[(line, problem)] for the lines of a body indented less than its markers: such a line would
+    end the function and put code outside the block (a new method, module-level code)."""
+    return [(n, "does not parse inside its block (line indented less than its markers)")
+            for n, line in enumerate(body.splitlines(), 1) if line.strip() and not line.startswith(indent)]
 
 
 # ----- running one task ---------------------------------------------------------------------------
