@@ -16,9 +16,7 @@ gradient (MINISUM_TEST_SEED); without it a seed is drawn and printed. Points com
 tools/course.py. Exit status: 0 graded, 1 a submission could not be graded, 2 bad arguments.
 """
 import argparse
-import ast
 import concurrent.futures
-import csv
 import json
 import os
 import random
@@ -35,12 +33,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from tools.course import POINTS, TEACHER_ONLY, assignment  # noqa: E402
-from tools.rules import check_block  # noqa: E402
-from tools.task_markers import MarkerError, collect_tasks, scan_blocks, task_order  # noqa: E402
+from tools.gradebook import gradescope, print_report, write_csv  # noqa: E402
+from tools.submission import prepare, read_bodies, teacher_tasks  # noqa: E402
+from tools.task_markers import MarkerError, task_order  # noqa: E402
 
 TEACHER_PARTS = ("minisum", "tests", "tools", "pytest.ini")  # what a clean room copies
 NOT_COPIED = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
-STUB = re.compile(r'^\s*raise NotImplementedError\("Task [\d.]+: .*"\)\s*$')
 MAX_MESSAGES = 5
 
 
@@ -68,109 +66,6 @@ class TaskResult:
         return {"title": self.title, "score": self.score, "max_score": self.max_score, "status": self.status,
                 "tests_passed": self.tests_passed, "tests_total": self.tests_total,
                 "messages": self.messages[:MAX_MESSAGES]}
-
-
-# ----- reading a submission ----------------------------------------------------------------------
-def teacher_tasks():
-    """task id -> (title, [blocks]) of the teacher's tree; every task must have points."""
-    tasks = collect_tasks(ROOT)
-    unpointed = sorted(set(tasks) ^ set(POINTS))
-    if unpointed:
-        raise MarkerError(f"tools/course.py POINTS and the task markers disagree on {', '.join(unpointed)}")
-    return tasks
-
-
-def read_bodies(submission, tasks):
-    """task id -> ({relative path: [(line of BEGIN, body), ...]}, problems) from the submission's files.
-
-    A task gets problems (and no bodies) when a file is missing, a symbolic link or unreadable,
-    when one of its markers is broken, or when it has another number of blocks than the teacher's.
-    """
-    found = {t: ({}, []) for t in tasks}
-    files = sorted({b.path.relative_to(ROOT) for _, blocks in tasks.values() for b in blocks})
-    for rel in files:
-        in_file = [t for t, (_, blocks) in tasks.items() if any(b.path.relative_to(ROOT) == rel for b in blocks)]
-        path = submission / rel
-        try:
-            if any(p.is_symlink() for p in [path, *path.parents] if p != submission and submission in p.parents):
-                raise OSError("a symbolic link")
-            lines = path.read_text(errors="replace").splitlines()
-        except OSError as err:
-            for t in in_file:
-                found[t][1].append(f"{rel}: cannot be read ({getattr(err, 'strerror', None) or err})")
-            continue
-        blocks, _, problems = scan_blocks(rel, lines)
-        for task_id, problem in problems:
-            if task_id in found:
-                found[task_id][1].append(problem)
-        for t in in_file:
-            if found[t][1]:
-                continue
-            expected = sum(b.path.relative_to(ROOT) == rel for b in tasks[t][1])
-            mine = [b for b in blocks if b.task == t]
-            if len(mine) != expected:
-                found[t][1].append(f"{rel}: {expected} block(s) of TASK {t} expected, found {len(mine)}")
-            else:
-                found[t][0][str(rel)] = [(b.begin + 1, "\n".join(lines[b.begin + 1:b.end])) for b in mine]
-    return found
-
-
-def with_bodies(rel, task_id, bodies, tasks):
-    """The teacher's file `rel` with the blocks of `task_id` replaced by `bodies` ([(line, body)])."""
-    lines = (ROOT / rel).read_text().splitlines()
-    mine = [b for b in tasks[task_id][1] if str(b.path.relative_to(ROOT)) == rel]
-    for block, (_, body) in sorted(zip(mine, bodies), key=lambda pair: pair[0].begin, reverse=True):
-        lines[block.begin + 1:block.end] = body.splitlines()
-    return "\n".join(lines) + "\n"
-
-
-def stubbed(task_id, tasks):
-    """{rel: file text} of the teacher's files with the blocks of `task_id` stubbed."""
-    title, blocks = tasks[task_id]
-    by_file = {}
-    for b in blocks:
-        stub = f'{b.indent}raise NotImplementedError("Task {task_id}: {title}")'
-        by_file.setdefault(str(b.path.relative_to(ROOT)), []).append((b.begin + 1, stub))
-    return {rel: with_bodies(rel, task_id, bodies, tasks) for rel, bodies in by_file.items()}
-
-
-def prepare(task_id, bodies, problems, tasks):
-    """(status, messages, {rel: file text}) for one task before anything runs: "ok" with the files
-    holding the submission's bodies, or "missing" / "rule" with the files holding stubs (its tests
-    still run, to be counted, but none of its code does)."""
-    status, messages, files = _prepare(task_id, bodies, problems, tasks)
-    return status, messages, files if status == "ok" else stubbed(task_id, tasks)
-
-
-def _prepare(task_id, bodies, problems, tasks):
-    if problems:
-        return "missing", problems, {}
-    if all(STUB.match(body) or not body.strip() for blocks in bodies.values() for _, body in blocks):
-        return "missing", [f"TASK {task_id} is not done (its blocks still raise NotImplementedError)"], {}
-    problems = [(f"{rel}:{begin + line}: TASK {task_id} {what}", what) for rel, blocks in bodies.items()
-                for (begin, body), indent in zip(blocks, indents(task_id, rel, tasks))
-                for line, what in outdented(body, indent) or check_block(body, task_id)]
-    if problems:
-        status = "missing" if any(what.startswith("does not parse") for _, what in problems) else "rule"
-        return status, [message for message, _ in problems], {}
-    files = {rel: with_bodies(rel, task_id, blocks, tasks) for rel, blocks in bodies.items()}
-    for rel, text in files.items():
-        try:
-            ast.parse(text)
-        except SyntaxError as err:
-            return "missing", [f"{rel}:{err.lineno}: TASK {task_id} does not parse in its file ({err.msg})"], {}
-    return "ok", [], files
-
-
-def indents(task_id, rel, tasks):
-    return [b.indent for b in tasks[task_id][1] if str(b.path.relative_to(ROOT)) == rel]
-
-
-def outdented(body, indent):
-    """[(line, problem)] for the lines of a body indented less than its markers: such a line would
-    end the function and put code outside the block (a new method, module-level code)."""
-    return [(n, "does not parse inside its block (line indented less than its markers)")
-            for n, line in enumerate(body.splitlines(), 1) if line.strip() and not line.startswith(indent)]
 
 
 # ----- running one task ---------------------------------------------------------------------------
@@ -326,36 +221,6 @@ def report(results, seed):
 
 def _cores():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-# ----- writing the gradebook -------------------------------------------------------------------------
-def print_report(graded):
-    print(f"{'task':5} {'title':48} {'status':8} {'tests':>7} {'points':>13}")
-    for t, r in graded["tasks"].items():
-        print(f"{t:5} {r['title'][:48]:48} {r['status']:8} {r['tests_passed']:>3}/{r['tests_total']:<3} "
-              f"{r['score']:>6g} / {r['max_score']:<4g}")
-        for message in r["messages"][:2]:
-            print(f"        {message[:150]}")
-    print(f"{'total':76} {graded['score']:>6g} / {graded['max_score']:<4g}")
-
-
-def write_csv(path, reports, errors, task_ids):
-    with open(path, "w", newline="") as f:
-        out = csv.writer(f)
-        out.writerow(["submission", "score", "max_score", "error", *task_ids])
-        for submission, graded in reports.items():
-            out.writerow([Path(submission).name, graded["score"], graded["max_score"], errors.get(submission, "")] +
-                         [graded["tasks"][t]["score"] for t in task_ids])
-
-
-def gradescope(graded):
-    """The report in Gradescope's autograder format (results.json)."""
-    return {"score": graded["score"], "output": f"seed {graded['seed']}",
-            "tests": [{"name": f"Task {t}: {r['title']}", "number": t, "score": r["score"],
-                       "max_score": r["max_score"], "status": "passed" if r["status"] == "passed" else "failed",
-                       "output": "\n".join([f"status: {r['status']}, {r['tests_passed']}/{r['tests_total']} tests"]
-                                           + r["messages"])}
-                      for t, r in graded["tasks"].items()]}
 
 
 def choose_tasks(tasks, ids, upto):
