@@ -106,6 +106,17 @@ def test_the_handout_has_only_tracked_files_and_none_that_answers_a_task(full_ha
     assert "xp.cumsum" not in source  # the GPU branch went with its task
 
 
+def test_no_line_of_an_answer_is_left_in_the_full_handout(full_handout):
+    generic = {"xp = get_array_module(gy)", "for i, p in enumerate(self.params):"}  # found elsewhere too
+    answers = {line.split("#")[0].strip() for _, blocks in TASKS.values() for b in blocks
+               for line in b.path.read_text().splitlines()[b.begin + 1:b.end]}
+    answers = {line for line in answers if len(line) >= 25} - generic
+    for path in full_handout.rglob("*.py"):
+        text = path.read_text()
+        leaked = [line for line in answers if line in text]
+        assert not leaked, f"{path.relative_to(full_handout)} holds {leaked[0]!r}: move it into its task's block"
+
+
 def test_every_task_test_fails_in_the_full_handout(full_handout):
     results = task_tests(full_handout)
     assert results and all(r["outcome"] == "failed" for r in results)
