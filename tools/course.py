@@ -27,7 +27,7 @@ FORBIDDEN_NAMES = {
     "modules", "environ", "system", "popen", "f_globals", "f_locals", "f_back", "f_builtins",
     "gi_frame", "cr_frame", "tb_frame", "co_code",
     "load", "loadtxt", "genfromtxt", "fromfile", "fromregex", "memmap", "tofile", "save", "savez",
-    "savez_compressed", "savetxt", "DataSource",
+    "savez_compressed", "savetxt", "DataSource", "open_memmap",
 }
 FORBIDDEN_SUFFIXES = ("_reference",)  # the composite twins: softmax_reference, cumsum_reference, ...
 
