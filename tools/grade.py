@@ -155,7 +155,8 @@ def judge(result, events, returncode, stderr, timeout):
     elif not collected and any(e["event"] == "done" for e in events):
         result.status, result.messages = "failed", [f"this copy has no test graded under TASK {result.task}"]
     elif not any(e["event"] == "done" for e in events) or returncode not in (0, 1):
-        last = stderr.strip().splitlines()[-1:] or [f"exit status {returncode}"]
+        why = {2: "interrupted", 3: "pytest's internal error", 4: "pytest's usage error"}.get(returncode, "")
+        last = stderr.strip().splitlines()[-1:] or [f"exit status {returncode} {why}".strip()]
         result.status = "crashed"
         result.messages = [f"the test process ended before its tests did{during}: {last[0][:200]}"] + result.messages
     else:
