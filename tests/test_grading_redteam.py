@@ -80,8 +80,8 @@ IN_BLOCKS = {
         return torch.autograd.grad(torch.softmax(torch.from_numpy(y), -1), torch.from_numpy(y), torch.from_numpy(gy))
         """),
     "composite twin inside 2.2": ("2.2", 0, "minisum/ops/layernorm.py", """
-        from minisum.ops.composite import layer_norm_reference
-        return layer_norm_reference(self.x_hat, self.weight, 0)
+        from minisum.ops.composite import layer_norm_composite
+        return layer_norm_composite(self.x_hat, self.weight, 0)
         """),
     "embedding right only for rows < 6": ("3.1", 0, "minisum/ops/embedding.py", """
         gw = get_array_module(gy).zeros(self.table_shape, dtype=gy.dtype)  # (V, C)
@@ -101,8 +101,8 @@ IN_BLOCKS = {
 # The composite twin instead of task 4.1: the blocks stay stubs, the op outside them calls the twin.
 TWIN_INSTEAD = ("def attention(q, k, v, n_heads, causal=False):\n",
                 "def attention(q, k, v, n_heads, causal=False):\n"
-                "    from minisum.ops.composite import attention_reference\n"
-                "    return attention_reference(q, k, v, n_heads, causal)\n")
+                "    from minisum.ops.composite import attention_composite\n"
+                "    return attention_composite(q, k, v, n_heads, causal)\n")
 # Finite differences through the module's own forward helper: seen only at run time.
 CUMSUM_BY_DIFFERENCES = ("3.2", 1, "minisum/ops/cumsum.py", """
     gx, e = gs * 0, gs * 0

@@ -67,7 +67,7 @@ def test_every_task_has_points_and_the_reference_keeps_the_rules():
 @pytest.mark.parametrize("body, problem", [
     ("import os", "imports os"),
     ("return torch.tensor(gy)", "uses torch"),
-    ("return layer_norm_reference(x, w, b)", "uses layer_norm_reference"),
+    ("return layer_norm_composite(x, w, b)", "uses layer_norm_composite"),
     ("return numerical_gradient(f, xs, 0, gy, 1e-6)", "uses numerical_gradient"),
     ("np.testing.assert_allclose = print", "assigns to np.testing.assert_allclose"),
     ("return gy.__class__", "uses .__class__"),

@@ -29,7 +29,7 @@ FORBIDDEN_NAMES = {
     "load", "loadtxt", "genfromtxt", "fromfile", "fromregex", "memmap", "tofile", "save", "savez",
     "savez_compressed", "savetxt", "DataSource", "open_memmap",
 }
-FORBIDDEN_SUFFIXES = ("_reference",)  # the composite twins: softmax_reference, cumsum_reference, ...
+FORBIDDEN_SUFFIXES = ("_composite", "_reference")  # the composite twins (cumsum_composite, ...), torch_reference
 
 # The ops a task implements: its blocks may not hand the work to them (autograd inside a
 # backward, or the op calling itself).
@@ -50,7 +50,9 @@ OWN_OPS = {
 # A handout leaves each out while any of its tasks is stubbed.
 ANSWERS_OUTSIDE_BLOCKS = {
     "minisum/ops/composite.py": ("2.1", "2.2", "3.2", "4.1"),  # the composite twins
-    "tests/test_fused_twins.py": ("2.1", "2.2", "3.2", "4.1"),  # imports the twins
+    "tests/test_composite_twins.py": ("2.1", "2.2", "3.2", "4.1"),  # imports the twins
+    "docs/derivations.md": ("2.1", "2.2", "3.1", "3.2", "4.1"),  # the backwards derived, down to the loops
+    "tests/test_derivations_doc.py": ("2.1", "2.2", "3.1", "3.2", "4.1"),  # reads it
     "train_cls.py": ("5.2",),  # training loops: 5.2 written out
     "train_mm.py": ("5.2",),
     "tests/test_train_cls.py": ("5.2",),  # run those scripts
