@@ -206,12 +206,26 @@ where take take_along_axis choose diagonal einsum dot vdot inner outer matmul te
 clip around round fix real imag angle sum prod cumsum cumprod mean var std max min amax amin argmax
 argmin nanmax nanmin nansum nanprod nanmean nanvar nanstd nanargmax nanargmin all any median
 percentile quantile average ptp diff sort argsort lexsort partition argpartition searchsorted
-isclose allclose array_equal array_equiv bincount histogram digitize cov corrcoef convolve
+isclose bincount histogram digitize cov corrcoef convolve
 correlate interp meshgrid triu_indices tril_indices indices unravel_index ravel_multi_index
 shape ndim size result_type can_cast promote_types common_type min_scalar_type isscalar
 iscomplexobj isrealobj issubdtype may_share_memory shares_memory put copyto""".split()
 for _name in _FUNCTIONS:
     globals()[_name] = _function(_name)
+
+
+def _on_device(name):
+    """Functions that NumPy answers with a Python bool and CuPy with a 0-d device array."""
+    fn = getattr(numpy, name)
+
+    def function(*args, **kwargs):
+        return _from_numpy(numpy.asarray(_call(fn, args, kwargs)))
+    function.__name__ = name
+    return function
+
+
+for _name in "allclose array_equal array_equiv".split():
+    globals()[_name] = _on_device(_name)
 
 
 def _synchronising(name):
@@ -271,7 +285,8 @@ def array(obj, dtype=None, copy=True, order="K", subok=False, ndmin=0, *, blocki
 
 def asarray(a, dtype=None, order=None, *, blocking=False):
     if isinstance(a, ndarray):
-        return _from_numpy(numpy.asarray(a._a, dtype=dtype, order=order))
+        result = numpy.asarray(a._a, dtype=dtype, order=order)
+        return a if result is a._a else _from_numpy(result)  # the array itself when nothing changes
     return array(a, dtype=dtype, order=order or "K")
 
 
@@ -575,7 +590,8 @@ class ndarray:
 
     # ----- methods
     def astype(self, dtype, order="K", casting=None, subok=None, copy=True):
-        return _from_numpy(self._a.astype(dtype, order=order, copy=copy))
+        result = self._a.astype(dtype, order=order, copy=copy)
+        return self if result is self._a else _from_numpy(result)
 
     def fill(self, value):
         if isinstance(value, numpy.ndarray):
