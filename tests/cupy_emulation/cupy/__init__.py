@@ -208,7 +208,7 @@ argmin nanmax nanmin nansum nanprod nanmean nanvar nanstd nanargmax nanargmin al
 percentile quantile average ptp diff sort argsort lexsort partition argpartition searchsorted
 isclose bincount histogram digitize cov corrcoef convolve
 correlate interp meshgrid triu_indices tril_indices indices unravel_index ravel_multi_index
-shape ndim size result_type can_cast promote_types common_type min_scalar_type isscalar
+shape ndim size result_type can_cast promote_types common_type isscalar
 iscomplexobj isrealobj issubdtype may_share_memory shares_memory put copyto""".split()
 for _name in _FUNCTIONS:
     globals()[_name] = _function(_name)
@@ -224,7 +224,7 @@ def _on_device(name):
     return function
 
 
-for _name in "allclose array_equal array_equiv".split():
+for _name in "allclose array_equal".split():
     globals()[_name] = _on_device(_name)
 
 
