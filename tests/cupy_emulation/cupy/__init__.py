@@ -276,7 +276,7 @@ for _name in "empty zeros ones full eye identity arange linspace logspace".split
 
 def array(obj, dtype=None, copy=True, order="K", subok=False, ndmin=0, *, blocking=False):
     if isinstance(obj, ndarray):
-        return _from_numpy(numpy.array(obj._a, dtype=dtype, copy=copy, order=order, ndmin=ndmin))
+        return _from_numpy(numpy.array(obj._a, dtype=dtype, copy=copy or None, order=order, ndmin=ndmin))
     if isinstance(obj, (list, tuple)) and builtins.any(isinstance(v, ndarray) for v in obj):
         raise TypeError("cupy.array of a list that holds cupy arrays: use cupy.stack")
     _copy_to_device()
