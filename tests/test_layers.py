@@ -114,7 +114,8 @@ def test_linear_forward_is_x_wt_plus_b():
     layer = Linear(3, 2)
     assert layer.weight.shape == (2, 3) and layer.bias.shape == (2,)
     x = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
-    np.testing.assert_allclose(to_host(layer(on_device(x))), x @ to_host(layer.weight).T + to_host(layer.bias), rtol=1e-6)
+    expected = x @ to_host(layer.weight).T + to_host(layer.bias)
+    np.testing.assert_allclose(to_host(layer(on_device(x))), expected, rtol=1e-6)
 
 
 def test_causal_summation_forward_is_the_running_sum_of_projections():

@@ -757,7 +757,7 @@ random.randint = lambda low, high=None, size=None, dtype=int: random._global.int
 random.shuffle = lambda a: random._global._rng.shuffle(a._a)
 
 linalg = _submodule("linalg", "cupy.linalg")
-for _name in "norm solve inv det slogdet eigh eigvalsh svd qr cholesky lstsq pinv matrix_power matrix_rank tensorsolve".split():
+for _name in "norm solve inv det slogdet eigh eigvalsh svd qr cholesky lstsq pinv matrix_power matrix_rank".split():
     setattr(linalg, _name, _function(_name, numpy.linalg))
 
 del _name
