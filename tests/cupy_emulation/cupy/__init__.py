@@ -14,6 +14,7 @@ What it enforces, as CuPy does:
   an index or as the value of an advanced-index assignment is copied to the device (counted),
   as the value of a basic (slice) assignment raises ValueError; Python and NumPy scalars are fine;
 - reductions and scalar indexing return 0-d device arrays, never host scalars;
+- an integer index array wraps out-of-range entries around (CuPy's kernels do not check; NumPy raises);
 - only names CuPy 13/14 has exist (functions, ndarray methods, ufunc methods, cupyx.scatter_*),
   `cupy.cuda.runtime.getDeviceCount()`, `Stream.null.synchronize()`, `cupy.random`;
 - a Python object with `__array_ufunc__ = None` on the right of an operator gets its reflected
@@ -24,11 +25,11 @@ on the host, an output shape that depends on device data such as a boolean mask,
 synchronize) and host-to-device copies (`to_device`: `cupy.asarray` of host data, a host index,
 `ndarray.set`), with the line of the caller that caused each one (`where`).
 
-What it cannot catch: numerics (float32 kernels, reduction order, fast-math; CuPy wraps
-out-of-bounds integer indices where NumPy raises), real kernels (compilation, unsupported
-dtypes in a kernel, atomics), memory (out-of-memory, allocator pools, pinned memory),
-timing and asynchrony (races between streams, the cost of a sync), multiple devices, and
-any CuPy behaviour NumPy does not share in the functions it forwards to NumPy.
+What it cannot catch: numerics (float32 kernels, reduction order, fast-math, the order of
+atomic adds), real kernels (compilation, unsupported dtypes in a kernel), memory (out-of-memory,
+allocator pools, pinned memory), timing and asynchrony (races between streams, the cost of a
+sync), multiple devices, and any CuPy behaviour NumPy does not share in the functions it
+forwards to NumPy.
 """
 import builtins
 import collections
@@ -173,7 +174,7 @@ class ufunc:
     def at(self, a, indices, b=None):
         if not isinstance(a, ndarray):
             raise _unsupported(a)
-        indices = _index(indices)
+        indices = _index(indices, a.shape)
         self._np.at(a._a, indices, *(() if b is None else (_arg(b),)))
 
 
@@ -330,10 +331,23 @@ def _index_part(s):
     return s
 
 
-def _index(slices):
-    if isinstance(slices, tuple):
-        return tuple(_index_part(s) for s in slices)
-    return _index_part(slices)
+def _index(slices, shape):
+    """A NumPy index for an array of `shape` from a CuPy one. Integer index arrays wrap around
+    out-of-range entries as CuPy's kernels do (i % n: -1 is the last row, n the first), where
+    NumPy raises IndexError."""
+    parts = [_index_part(s) for s in (slices if isinstance(slices, tuple) else (slices,))]
+    masks = [p for p in parts if isinstance(p, numpy.ndarray) and p.dtype == numpy.bool_]
+    spanned = builtins.sum(p is not None and p is not Ellipsis for p in parts) + builtins.sum(m.ndim - 1 for m in masks)
+    axis = 0
+    for i, p in enumerate(parts):
+        if p is Ellipsis:
+            axis += len(shape) - spanned
+        elif isinstance(p, numpy.ndarray) and p.dtype.kind in "iu" and axis < len(shape) and shape[axis]:
+            parts[i] = p % shape[axis]
+            axis += 1
+        elif p is not None:
+            axis += p.ndim if isinstance(p, numpy.ndarray) and p.dtype == numpy.bool_ else 1
+    return tuple(parts) if isinstance(slices, tuple) else parts[0]
 
 
 def _is_advanced(slices):
@@ -507,11 +521,11 @@ class ndarray:
         return (self[i] for i in range(len(self)))
 
     def __getitem__(self, slices):
-        return _wrap(self._a[_index(slices)])
+        return _wrap(self._a[_index(slices, self.shape)])
 
     def __setitem__(self, slices, value):
         advanced = _is_advanced(slices)
-        index = _index(slices)
+        index = _index(slices, self.shape)
         if isinstance(value, ndarray):
             value = value._a
         elif isinstance(value, numpy.ndarray) and not advanced:
@@ -527,13 +541,13 @@ class ndarray:
         self._a[index] = value
 
     def scatter_add(self, slices, value):
-        numpy.add.at(self._a, _index(slices), _scatter_value(value, self.dtype))
+        numpy.add.at(self._a, _index(slices, self.shape), _scatter_value(value, self.dtype))
 
     def scatter_max(self, slices, value):
-        numpy.maximum.at(self._a, _index(slices), _scatter_value(value, self.dtype))
+        numpy.maximum.at(self._a, _index(slices, self.shape), _scatter_value(value, self.dtype))
 
     def scatter_min(self, slices, value):
-        numpy.minimum.at(self._a, _index(slices), _scatter_value(value, self.dtype))
+        numpy.minimum.at(self._a, _index(slices, self.shape), _scatter_value(value, self.dtype))
 
     # ----- arithmetic
     def __neg__(self):
