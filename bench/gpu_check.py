@@ -1,6 +1,6 @@
 """Check minisum on the GPU in one command (a few minutes at most):
 
-    python -m bench.gpu_check
+    python bench/gpu_check.py          (or python -m bench.gpu_check)
 
 1. every op, forward and backward, in CuPy against NumPy (float32 tolerances);
 2. every model: loss, every parameter gradient and one AdamW update, CuPy against NumPy;
@@ -24,6 +24,9 @@ import traceback
 from pathlib import Path
 
 import numpy as np
+
+if __package__ in (None, ""):  # run as `python bench/gpu_check.py`: the repository root is not on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import REPO, median, time_calls
 from minisum import Tensor, backend, ops, runtime
@@ -175,7 +178,7 @@ def run_model(device, make, loss_fn):
     model = make().eval()
     loss = loss_fn(model)
     loss.backward()
-    grads = {name: backend.to_numpy(p.grad) for name, p in model.named_parameters()}
+    grads = {name: backend.to_numpy(p.grad) for name, p in model.named_parameters()}  # copies: clipping is in place
     clip_grad_value(model.parameters(), 1.0)
     # A large eps: Adam's first step moves every weight by about lr * sign(g), so a gradient
     # that is rounding noise around 0 could flip sign between devices and differ by 2 lr.

@@ -10,7 +10,7 @@ import contextlib
 
 import numpy as np
 
-from minisum.backend import device_module, get_array_module
+from minisum.backend import device_module, get_array_module, to_numpy
 
 _grad_enabled = True
 DEFAULT_DTYPE = np.float32
@@ -69,8 +69,10 @@ def _as_tensor(x, inputs):
     if not tensors:
         return Tensor(x)
     floats = [t.dtype for t in tensors if t.dtype.kind == "f"]
-    dtype = floats[0] if floats and isinstance(x, (int, float)) else None
-    return Tensor(get_array_module(tensors[0].data).asarray(x, dtype=dtype))
+    xp = get_array_module(tensors[0].data)
+    if isinstance(x, (int, float)):  # filled in on the device: no host-to-device copy per call
+        return Tensor(xp.full((), x, dtype=floats[0] if floats else None))
+    return Tensor(xp.asarray(x))
 
 
 def _topological_order(root):
@@ -99,9 +101,13 @@ def _topological_order(root):
 
 
 class Tensor:
-    """An array with an optional gradient and a link to the Function that made it."""
+    """An array with an optional gradient and a link to the Function that made it.
 
-    __array_priority__ = 100  # so that `ndarray * Tensor` calls Tensor.__rmul__
+    The gradient always lives on the device of the data: one given on the other device
+    (`backward(grad)`, `t.grad = ...`) is moved there, one copy.
+    """
+
+    __array_ufunc__ = None  # `array * Tensor` calls Tensor.__rmul__ (NumPy's and CuPy's rule)
 
     def __init__(self, data, requires_grad=False, dtype=None):
         if isinstance(data, Tensor):
@@ -145,12 +151,19 @@ class Tensor:
         return self.data.item()
 
     def numpy(self):
-        from minisum.backend import to_numpy
         return to_numpy(self.data)
 
     def detach(self):
         """The same data, cut from the graph."""
         return Tensor(self.data)
+
+    @property
+    def grad(self):
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        self._grad = None if value is None else _on_device_of(self.data, value)
 
     def zero_grad(self):
         self.grad = None
@@ -167,7 +180,7 @@ class Tensor:
                 raise ValueError(f"backward() on a non-scalar tensor of shape {self.shape} needs an "
                                  "upstream gradient: call backward(grad) with an array of that shape")
             grad = get_array_module(self.data).ones_like(self.data)
-        grad = grad.data if isinstance(grad, Tensor) else grad
+        grad = _on_device_of(self.data, grad.data if isinstance(grad, Tensor) else grad)
         if grad.shape != self.shape:
             raise ValueError(f"upstream gradient of shape {grad.shape} does not match tensor shape {self.shape}")
         if self.creator is None:  # a leaf: nothing to propagate
@@ -194,6 +207,14 @@ class Tensor:
                     grads[id(t)] = g
 
     # Operators (a + b, a @ b, a[i], a.sum(), ...) are attached in minisum/operators.py.
+
+
+def _on_device_of(data, a):
+    """Array `a` on the device of array `data` (itself if it is there already)."""
+    xp = get_array_module(data)
+    if get_array_module(a) is xp:
+        return a
+    return to_numpy(a) if xp is np else xp.asarray(a)
 
 
 def _accumulate_leaf(t, g):

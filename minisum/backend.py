@@ -82,16 +82,21 @@ def get_array_module(*arrays):
 
 
 def to_device(a, device=None):
-    """A copy of array `a` on `device` (no copy when it is already there)."""
+    """Array `a` on `device`: `a` itself when it is already there, else a copy there."""
     xp = device_module(device)
     if xp is np:
-        return to_numpy(a)
+        return a.get() if is_cupy_array(a) else np.asarray(a)
     return xp.asarray(a)
 
 
 def to_numpy(a):
-    """Array `a` as a NumPy array (from the GPU if need be)."""
-    return a.get() if is_cupy_array(a) else np.asarray(a)
+    """A new NumPy array with the values of `a`, always a copy, from either device.
+
+    Always, so that the caller owns the result on both devices alike: a GPU array can only
+    come back as a copy, and a CPU caller that kept the array itself would see later in-place
+    updates (gradient clipping, optimizer steps) change it. Reading a GPU array waits for the GPU.
+    """
+    return a.get() if is_cupy_array(a) else np.array(a)
 
 
 def seed(value):

@@ -3,16 +3,24 @@
 The seed is 0 unless MINISUM_TEST_SEED says otherwise: the autograder (tools/grade.py --seed)
 changes it, and with it the values, some shapes (`vary`) and gradcheck's upstream gradient,
 so that code tuned to the visible inputs fails.
+
+`--device` (or MINISUM_TEST_DEVICE) picks the device the suite runs on: cpu (default), gpu
+(real CuPy), or emulated-gpu (tests/cupy_emulation, a strict NumPy-backed CuPy that refuses
+implicit host/device conversion and counts host syncs). Tests build their inputs on that
+device with `on_device` and compare on the host with `to_host`.
 """
 import atexit
+import contextlib
 import os
 import shutil
+import sys
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from minisum import Tensor
+from minisum import Tensor, backend
 
 TEST_SEED = int(os.environ.get("MINISUM_TEST_SEED", "0"))
 
@@ -21,6 +29,75 @@ TEST_SEED = int(os.environ.get("MINISUM_TEST_SEED", "0"))
 _EMPTY_HF_HOME = tempfile.mkdtemp(prefix="minisum-tests-hf-")
 atexit.register(shutil.rmtree, _EMPTY_HF_HOME, True)
 os.environ.update(HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1", MPLBACKEND="Agg", HF_HOME=_EMPTY_HF_HOME)
+
+
+EMULATION_DIR = Path(__file__).resolve().parent / "cupy_emulation"
+DEVICES = ("cpu", "gpu", "emulated-gpu")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--device", choices=DEVICES, default=os.environ.get("MINISUM_TEST_DEVICE", "cpu"),
+                     help="run the suite on this device (default: $MINISUM_TEST_DEVICE or cpu)")
+
+
+def pytest_configure(config):
+    device = config.getoption("--device")
+    if device == "emulated-gpu":
+        install_emulation()
+    # Scripts the tests start follow; a pytest they start (the autograder's) runs on the CPU,
+    # where the assignment's code runs (on a GPU some ops take CuPy's kernels instead).
+    os.environ["MINISUM_DEVICE"] = "cpu" if device == "cpu" else "gpu"
+    backend.set_device(os.environ["MINISUM_DEVICE"])
+
+
+def install_emulation():
+    """Make `import cupy` / `import cupyx` load the emulation, here and in subprocesses."""
+    sys.path.insert(0, str(EMULATION_DIR))
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(EMULATION_DIR), os.environ.get("PYTHONPATH")]))
+    for name in [m for m in sys.modules if m.split(".")[0] in ("cupy", "cupyx")]:
+        del sys.modules[name]
+
+
+@pytest.fixture(autouse=True)
+def _same_device_for_every_test():
+    """A test (or a script run in-process) may switch the device; the next test starts on the suite's."""
+    device = backend.get_device()
+    yield
+    backend._device = device
+
+
+def on_device(a):
+    """Host data (NumPy array, list, number) as an array on the device the suite runs on."""
+    return backend.device_module().asarray(a)
+
+
+def to_host(a):
+    """A Tensor's data or a device array as a NumPy array (anything else unchanged), to compare on the host."""
+    a = a.data if isinstance(a, Tensor) else a
+    return backend.to_numpy(a) if backend.is_cupy_array(a) else a
+
+
+@contextlib.contextmanager
+def emulated_gpu():
+    """The CuPy emulation as the current device for one block, in any suite: yields `cupy`,
+    whose `_emulation.counts` counts host syncs and host-to-device copies."""
+    saved = {name: module for name, module in sys.modules.items() if name.split(".")[0] in ("cupy", "cupyx")}
+    device, path, pythonpath = backend.get_device(), sys.path[:], os.environ.get("PYTHONPATH")
+    try:
+        install_emulation()
+        import cupy
+        backend.set_device("gpu")
+        cupy._emulation.counts.reset()
+        yield cupy
+    finally:
+        sys.path[:] = path
+        os.environ.pop("PYTHONPATH", None)
+        if pythonpath is not None:
+            os.environ["PYTHONPATH"] = pythonpath
+        for name in [m for m in sys.modules if m.split(".")[0] in ("cupy", "cupyx")]:
+            del sys.modules[name]
+        sys.modules.update(saved)
+        backend._device = device
 
 
 def to_float64(module):
@@ -79,5 +156,5 @@ def rand(rng):
             data = rng.standard_normal(shape)
         if away_from_zero:
             data = np.where(data >= 0, 1.0, -1.0) * (0.2 + np.abs(data))
-        return Tensor(data, requires_grad=requires_grad)
+        return Tensor(on_device(data), requires_grad=requires_grad)
     return make

@@ -91,10 +91,12 @@ def test_mixing_numpy_and_cupy_arrays_is_an_error(monkeypatch):
         ops.add(Tensor(np.ones(2, dtype=np.float32)), Tensor(cupy.ndarray()))
 
 
-def test_cpu_arrays_stay_numpy(no_cupy):
+def test_cpu_arrays_stay_numpy_and_to_numpy_always_copies(no_cupy):
     a = np.arange(3.0)
-    assert backend.to_numpy(a) is a
-    assert isinstance(backend.to_device(a, "cpu"), np.ndarray)
+    assert backend.to_device(a, "cpu") is a  # already there
+    copy = backend.to_numpy(a)
+    copy[0] = 9.0  # the caller owns it: the original is untouched
+    assert a[0] == 0.0
     assert backend.device_module("cpu") is np
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import minisum
+from conftest import on_device, to_host
 from minisum.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from minisum.errors import UserError
 from minisum.models import LanguageModel
@@ -30,7 +31,7 @@ def new_model(seed=0, **overrides):
 
 
 def train_step(model, optimizer):
-    lm_train_step(model, optimizer, BATCH[:, :-1], BATCH[:, 1:], pad_id=None)
+    lm_train_step(model, optimizer, on_device(BATCH[:, :-1]), on_device(BATCH[:, 1:]), pad_id=None)
 
 
 def trained(steps=2):
@@ -53,8 +54,8 @@ def test_round_trip_keeps_model_optimizer_config_and_step(tmp_path):
     assert_same_weights(model, restored)
     assert restored_opt.step_count == 2 and restored_opt.lr == 1e-2
     for i in range(len(optimizer.params)):
-        np.testing.assert_array_equal(optimizer.m[i], restored_opt.m[i])
-        np.testing.assert_array_equal(optimizer.v[i], restored_opt.v[i])
+        np.testing.assert_array_equal(to_host(optimizer.m[i]), to_host(restored_opt.m[i]))
+        np.testing.assert_array_equal(to_host(optimizer.v[i]), to_host(restored_opt.v[i]))
 
 
 @pytest.mark.needs_engine

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import minisum
-from conftest import to_float64
+from conftest import on_device, to_float64, to_host
 from minisum.models import LanguageModel
 from minisum.models.language_model import sample_token
 
@@ -25,15 +25,20 @@ def random_ids(shape, seed=0):
     return np.random.default_rng(seed).integers(0, V, shape)
 
 
+def run(model, ids, *args, **kwargs):
+    """The logits of host `ids`, fed on the device, back on the host."""
+    return to_host(model(on_device(ids), *args, **kwargs))
+
+
 @pytest.mark.parametrize("mixer", VARIANTS)
 def test_future_tokens_never_change_past_logits(mixer):
     model = float64_lm(mixer)
     ids = random_ids((2, T))
-    full = model(ids).data
+    full = run(model, ids)
     for t in range(T - 1):
         changed = ids.copy()
         changed[:, t + 1:] = (changed[:, t + 1:] + 1 + np.arange(T - t - 1)) % V  # every later token differs
-        logits = model(changed).data
+        logits = run(model, changed)
         np.testing.assert_allclose(logits[:, :t + 1], full[:, :t + 1], rtol=0, atol=1e-12)
         assert not np.allclose(logits[:, t + 1:], full[:, t + 1:])  # the change did reach the model
 
@@ -42,10 +47,10 @@ def test_future_tokens_never_change_past_logits(mixer):
 def test_token_by_token_with_caches_equals_the_full_forward(mixer):
     model = float64_lm(mixer)
     ids = random_ids((2, T))
-    full = model(ids).data
+    full = run(model, ids)
     caches = model.new_caches()
     for t in range(T):
-        step = model(ids[:, t:t + 1], caches, start=t).data  # (2, 1, V)
+        step = run(model, ids[:, t:t + 1], caches, start=t)  # (2, 1, V)
         np.testing.assert_allclose(step[:, 0], full[:, t], rtol=0, atol=1e-8, err_msg=f"position {t}")
 
 
@@ -53,12 +58,12 @@ def test_token_by_token_with_caches_equals_the_full_forward(mixer):
 def test_prompt_chunk_then_tokens_with_caches_equals_the_full_forward(mixer):
     model = float64_lm(mixer)
     ids = random_ids((2, T), seed=1)
-    full = model(ids).data
+    full = run(model, ids)
     caches = model.new_caches()
-    np.testing.assert_allclose(model(ids[:, :4], caches).data, full[:, :4], rtol=0, atol=1e-8)
-    np.testing.assert_allclose(model(ids[:, 4:6], caches, start=4).data, full[:, 4:6], rtol=0, atol=1e-8)
+    np.testing.assert_allclose(run(model, ids[:, :4], caches), full[:, :4], rtol=0, atol=1e-8)
+    np.testing.assert_allclose(run(model, ids[:, 4:6], caches, start=4), full[:, 4:6], rtol=0, atol=1e-8)
     for t in range(6, T):
-        step = model(ids[:, t:t + 1], caches, start=t).data
+        step = run(model, ids[:, t:t + 1], caches, start=t)
         np.testing.assert_allclose(step[:, 0], full[:, t], rtol=0, atol=1e-8, err_msg=f"position {t}")
 
 
@@ -67,7 +72,7 @@ def test_summation_state_stays_d_sized_while_the_attention_cache_grows():
     caches = model.new_caches()
     ids = random_ids((1, T))
     for t in range(T):
-        model(ids[:, t:t + 1], caches, start=t)
+        model(on_device(ids[:, t:t + 1]), caches, start=t)
     assert set(caches[0]) == {"sum"} and caches[0]["sum"].shape == (1, 8)
     assert caches[2]["k"].shape == caches[2]["v"].shape == (1, T, 8)
 
@@ -75,7 +80,7 @@ def test_summation_state_stays_d_sized_while_the_attention_cache_grows():
 def greedy_by_full_forwards(model, prompt, n):
     ids = list(prompt)
     for _ in range(n):
-        ids.append(int(np.argmax(model(np.array([ids])).data[0, -1])))
+        ids.append(int(np.argmax(run(model, np.array([ids]))[0, -1])))
     return ids
 
 

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import minisum
+from conftest import on_device
 from minisum.autograd import Function
 from minisum.models import LanguageModel
 
@@ -19,7 +20,7 @@ def subclasses(cls):
 def test_draws_the_ops_backward_visits(tmp_path, monkeypatch):
     minisum.seed(0)
     model = LanguageModel(vocab_size=20, d_model=8, n_layers=2, n_heads=2, max_len=6, mixer="hybrid")
-    ids = np.random.default_rng(0).integers(1, 20, (2, 7))
+    ids = on_device(np.random.default_rng(0).integers(1, 20, (2, 7)))
     loss, _ = model.loss(ids[:, :-1], ids[:, 1:], pad_id=0)
 
     drawn = minisum.draw_graph(loss, tmp_path / "graph.png", names=model.named_parameters())

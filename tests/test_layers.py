@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import minisum
-from conftest import to_float64
+from conftest import on_device, to_float64, to_host
 from minisum import gradcheck
 from minisum.models import AttentionClassifier, AttentionFusionRegressor, SummationClassifier
 from minisum.nn import (CausalSummation, Dense, Dropout, Embedding, LayerNorm, Linear, MultiHeadAttention,
@@ -39,7 +39,7 @@ def check_layer(layer, *args):
     others = [p for name, p in params.items() if not name.endswith("k_proj.bias")]
     gradcheck(lambda *_: layer(*args), *args, *others, tol=1e-5)
     for bias in key_biases:
-        np.testing.assert_allclose(bias.grad, 0, atol=1e-12)
+        np.testing.assert_allclose(to_host(bias.grad), 0, atol=1e-12)
 
 
 def relu(a):
@@ -58,7 +58,7 @@ def softmax_np(s):
 def attention_np(mha, x, causal):
     """Multi-head attention written out head by head with NumPy."""
     def proj(lin, a):
-        return a @ lin.weight.data.T + lin.bias.data
+        return a @ to_host(lin.weight).T + to_host(lin.bias)
 
     q, k, v = proj(mha.q_proj, x), proj(mha.k_proj, x), proj(mha.v_proj, x)
     H, T = mha.n_heads, x.shape[1]
@@ -80,7 +80,7 @@ def attention_np(mha, x, causal):
 @pytest.mark.parametrize("relu_on", [True, False])
 def test_dense_gradients(relu_on):
     layer = to_float64(Dense(4, 3, relu=relu_on))
-    layer.bias.data = np.random.default_rng(1).standard_normal(3)  # Keras starts it at 0
+    layer.bias.data = on_device(np.random.default_rng(1).standard_normal(3))  # Keras starts it at 0
     check_layer(layer, randn(5, 4))
 
 
@@ -91,7 +91,7 @@ def test_causal_summation_gradients():
 def test_summation_pooling_gradients():
     layer = to_float64(SummationPooling(seq_len=7, d_model=4))  # a table longer than the input
     check_layer(layer, randn(2, 5, 4))
-    np.testing.assert_array_equal(layer.pos.grad[5:], 0)  # unused positions get no gradient
+    np.testing.assert_array_equal(to_host(layer.pos.grad)[5:], 0)  # unused positions get no gradient
 
 
 @pytest.mark.parametrize("causal", [True, False])
@@ -114,50 +114,53 @@ def test_linear_forward_is_x_wt_plus_b():
     layer = Linear(3, 2)
     assert layer.weight.shape == (2, 3) and layer.bias.shape == (2,)
     x = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
-    np.testing.assert_allclose(layer(x).data, x @ layer.weight.data.T + layer.bias.data, rtol=1e-6)
+    expected = x @ to_host(layer.weight).T + to_host(layer.bias)
+    np.testing.assert_allclose(to_host(layer(on_device(x))), expected, rtol=1e-6)
 
 
 def test_causal_summation_forward_is_the_running_sum_of_projections():
     layer = to_float64(CausalSummation(4))
-    x = randn(2, 5, 4).data
-    p = relu(relu(x @ layer.proj[0].weight.data.T) @ layer.proj[2].weight.data.T)
-    expected = np.cumsum(p, axis=1) @ layer.out_proj.weight.data.T + layer.out_proj.bias.data
-    np.testing.assert_allclose(layer(x).data, expected, rtol=1e-12)
+    x = randn(2, 5, 4)
+    w = layer.state_dict()  # on the host
+    p = relu(relu(to_host(x) @ w["proj.0.weight"].T) @ w["proj.2.weight"].T)
+    expected = np.cumsum(p, axis=1) @ w["out_proj.weight"].T + w["out_proj.bias"]
+    np.testing.assert_allclose(to_host(layer(x)), expected, rtol=1e-12)
 
 
 def test_summation_pooling_forward_sums_modulated_projections():
     layer = to_float64(SummationPooling(seq_len=6, d_model=4, pos_bias=1.0))
-    x = randn(2, 5, 4).data
-    modulated = x * (layer.pos.data[:5] + 1.0)
-    expected = relu(modulated @ layer.dense.weight.data.T).sum(axis=1)
-    np.testing.assert_allclose(layer(x).data, expected, rtol=1e-12)
+    x = randn(2, 5, 4)
+    modulated = to_host(x) * (to_host(layer.pos)[:5] + 1.0)
+    expected = relu(modulated @ to_host(layer.dense.weight).T).sum(axis=1)
+    np.testing.assert_allclose(to_host(layer(x)), expected, rtol=1e-12)
 
 
 @pytest.mark.parametrize("causal", [True, False])
 def test_multi_head_attention_forward_matches_per_head_numpy(causal):
     layer = to_float64(MultiHeadAttention(6, 2, head_dim=4, causal=causal))
-    x = randn(2, 5, 6).data
-    np.testing.assert_allclose(layer(x).data, attention_np(layer, x, causal), rtol=1e-10, atol=1e-12)
+    x = randn(2, 5, 6)
+    np.testing.assert_allclose(to_host(layer(x)), attention_np(layer, to_host(x), causal), rtol=1e-10, atol=1e-12)
 
 
 def test_block_is_post_norm_with_a_d_to_d_feed_forward():
     block = to_float64(summation_block(4))
     assert block.ff[0].weight.shape == (4, 4) and block.ff[2].weight.shape == (4, 4)
-    x = randn(2, 5, 4).data
-    h = layer_norm_np(x + block.mixer(x).data)  # norm weights are 1 and 0 at init
-    ff = relu(h @ block.ff[0].weight.data.T + block.ff[0].bias.data) @ block.ff[2].weight.data.T + block.ff[2].bias.data
-    np.testing.assert_allclose(block(x).data, layer_norm_np(h + ff), rtol=1e-9, atol=1e-12)
+    x = randn(2, 5, 4)
+    w = block.state_dict()  # on the host
+    h = layer_norm_np(to_host(x) + to_host(block.mixer(x)))  # norm weights are 1 and 0 at init
+    ff = relu(h @ w["ff.0.weight"].T + w["ff.0.bias"]) @ w["ff.2.weight"].T + w["ff.2.bias"]
+    np.testing.assert_allclose(to_host(block(x)), layer_norm_np(h + ff), rtol=1e-9, atol=1e-12)
 
 
 def test_dropout_scales_kept_values_in_training_and_is_identity_in_eval():
     minisum.seed(0)
     layer = Dropout(0.25)
     x = np.ones((200, 100), dtype=np.float32)
-    y = layer(x).data
+    y = to_host(layer(on_device(x)))
     assert set(np.unique(y)) == {0.0, np.float32(1 / 0.75)}
     assert abs((y == 0).mean() - 0.25) < 0.01  # 20,000 draws: the standard error is 0.003
     layer.eval()
-    np.testing.assert_array_equal(layer(x).data, x)
+    np.testing.assert_array_equal(to_host(layer(on_device(x))), x)
 
 
 # ---- initialisation -----------------------------------------------------------------
@@ -196,8 +199,8 @@ def test_torch_embedding_and_layer_norm_init():
     table = Embedding(200, 100).weight.data  # 20,000 draws of N(0, 1)
     assert abs(table.mean()) < 0.03 and abs(table.std() - 1) < 0.03
     norm = LayerNorm(7)
-    np.testing.assert_array_equal(norm.weight.data, 1)
-    np.testing.assert_array_equal(norm.bias.data, 0)
+    np.testing.assert_array_equal(to_host(norm.weight), 1)
+    np.testing.assert_array_equal(to_host(norm.bias), 0)
 
 
 def test_keras_dense_init_is_glorot_uniform_with_zero_bias():
@@ -207,8 +210,8 @@ def test_keras_dense_init_is_glorot_uniform_with_zero_bias():
     assert weight.shape == (100, 300)
     assert limit * 0.95 < np.abs(weight.data).max() <= limit
     assert abs(weight.data.var() / (limit ** 2 / 3) - 1) < 0.02
-    np.testing.assert_array_equal(bias.data, 0)
-    np.testing.assert_array_equal(Dense(3, 4).bias.data, 0)
+    np.testing.assert_array_equal(to_host(bias), 0)
+    np.testing.assert_array_equal(to_host(Dense(3, 4).bias), 0)
 
 
 def test_keras_embedding_init_is_uniform_within_0_05():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import minisum
-from conftest import to_float64
+from conftest import on_device, to_float64, to_host
 from minisum import ops
 from minisum.gradcheck import numerical_gradient
 from minisum.models import (AttentionClassifier, AttentionFusionRegressor, LanguageModel, SummationClassifier,
@@ -30,13 +30,13 @@ def check_parameters(fn, model, names=None):
     params = dict(model.named_parameters())
     names = names or list(params)
     out = fn()
-    upstream = np.random.default_rng(0).standard_normal(out.shape)
+    upstream = on_device(np.random.default_rng(0).standard_normal(out.shape))
     model.zero_grad()
     out.backward(upstream)
-    scale = max(np.abs(params[name].grad).max() for name in names)
+    scale = max(np.abs(to_host(params[name].grad)).max() for name in names)
     for name in names:
         numeric = numerical_gradient(lambda *_: fn(), [params[name]], 0, upstream, eps=1e-6)
-        np.testing.assert_allclose(params[name].grad, numeric, rtol=1e-5, atol=1e-7 * scale,
+        np.testing.assert_allclose(to_host(params[name].grad), numeric, rtol=1e-5, atol=1e-7 * scale,
                                    err_msg=f"gradient of {name}")
 
 
@@ -83,11 +83,11 @@ def test_lm_parameter_names_and_shapes_are_the_reference_ones(mixer):
 
 
 def test_state_dict_round_trip_gives_the_same_model():
-    ids = np.array([[1, 2, 3, 4]])
+    ids = on_device([[1, 2, 3, 4]])
     a, b = tiny_lm("hybrid", seed=0), tiny_lm("hybrid", seed=1)
-    assert not np.allclose(a(ids).data, b(ids).data)
+    assert not np.allclose(to_host(a(ids)), to_host(b(ids)))
     b.load_state_dict(a.state_dict())
-    np.testing.assert_array_equal(a(ids).data, b(ids).data)
+    np.testing.assert_array_equal(to_host(a(ids)), to_host(b(ids)))
     state_a, state_b = a.state_dict(), b.state_dict()
     assert list(state_a) == list(state_b)
     assert all(np.array_equal(state_a[k], state_b[k]) for k in state_a)
@@ -97,7 +97,7 @@ def test_state_dict_and_load_state_dict_copy_the_arrays():
     model = tiny_lm("summation")
     state = model.state_dict()
     state["final_norm.bias"] += 1  # changing the snapshot leaves the model alone
-    np.testing.assert_array_equal(model.final_norm.bias.data, 0)
+    np.testing.assert_array_equal(to_host(model.final_norm.bias), 0)
     model.load_state_dict(state)
     model.final_norm.bias.data += 1  # an optimizer updates in place; the loaded dict must not follow
     np.testing.assert_array_equal(state["final_norm.bias"], 1)
@@ -135,7 +135,7 @@ def test_train_and_eval_reach_every_submodule():
 
 def test_zero_grad_clears_every_gradient():
     model = tiny_lm("hybrid")
-    ops.cross_entropy(model(np.array([[1, 2, 3]])), np.array([[2, 3, 4]])).backward()
+    ops.cross_entropy(model(on_device([[1, 2, 3]])), on_device([[2, 3, 4]])).backward()
     assert all(p.grad is not None for p in model.parameters())
     model.zero_grad()
     assert all(p.grad is None for p in model.parameters())
@@ -166,13 +166,13 @@ def test_output_shapes():
 @pytest.mark.parametrize("mixer", VARIANTS)
 def test_lm_gradients_of_every_parameter(mixer):
     model = tiny_lm(mixer)
-    ids = np.random.default_rng(0).integers(0, 7, (2, 5))
+    ids = on_device(np.random.default_rng(0).integers(0, 7, (2, 5)))
     check_parameters(lambda: model(ids), model)
 
 
 def test_lm_loss_gradients_with_ignored_padding():
     model = tiny_lm("hybrid")
-    ids = np.array([[3, 1, 4, 1, 5, 0], [2, 6, 5, 0, 0, 0]])  # 0 is the pad id
+    ids = on_device([[3, 1, 4, 1, 5, 0], [2, 6, 5, 0, 0, 0]])  # 0 is the pad id
     check_parameters(lambda: ops.cross_entropy(model(ids[:, :-1]), ids[:, 1:], ignore_index=0), model,
                      ["token_embedding.weight", "layers.0.proj.0.weight", "layers.1.q_proj.weight",
                       "output_projection.bias"])
@@ -186,7 +186,7 @@ def test_lm_loss_gradients_with_ignored_padding():
 def test_classifier_gradients_of_every_parameter(make, n_classes):
     minisum.seed(0)
     model = to_float64(make(n_classes))
-    ids = np.random.default_rng(0).integers(0, 9, (3, 5))
+    ids = on_device(np.random.default_rng(0).integers(0, 9, (3, 5)))
     check_parameters(lambda: model(ids), model)
 
 
@@ -207,7 +207,7 @@ def test_regressor_gradients_in_eval_mode(kind):
     minisum.seed(0)
     model = to_float64(make()).eval()
     rng = np.random.default_rng(0)
-    ids, numbers = rng.integers(0, 9, (3, 5)), rng.standard_normal((3, 4))
+    ids, numbers = on_device(rng.integers(0, 9, (3, 5))), on_device(rng.standard_normal((3, 4)))
     check_parameters(lambda: model(ids, numbers), model, names)
 
 
@@ -215,10 +215,10 @@ def test_regressor_gradients_in_eval_mode(kind):
 def test_regressor_dropout_is_active_only_in_training(kind):
     minisum.seed(0)
     model = REGRESSORS[kind][0]()
-    ids, numbers = np.zeros((16, 5), dtype=int), np.ones((16, 4), dtype=np.float32)
-    assert not np.array_equal(model(ids, numbers).data, model(ids, numbers).data)
+    ids, numbers = on_device(np.zeros((16, 5), dtype=int)), on_device(np.ones((16, 4), dtype=np.float32))
+    assert not np.array_equal(to_host(model(ids, numbers)), to_host(model(ids, numbers)))
     model.eval()
-    np.testing.assert_array_equal(model(ids, numbers).data, model(ids, numbers).data)
+    np.testing.assert_array_equal(to_host(model(ids, numbers)), to_host(model(ids, numbers)))
 
 
 # ---- the untrained language model ---------------------------------------------------
@@ -239,7 +239,7 @@ def test_untrained_lm_loss_is_ln_v_plus_half_the_logit_variance(mixer):
     for seed in range(4):  # one model's loss scatters by ~0.02 around the expectation
         minisum.seed(seed)
         model = LanguageModel(vocab_size=V, d_model=d, n_layers=2, n_heads=4, max_len=64, mixer=mixer)
-        ids = np.random.default_rng(seed).integers(0, V, (16, 49))
+        ids = on_device(np.random.default_rng(seed).integers(0, V, (16, 49)))
         with minisum.no_grad():
             losses.append(ops.cross_entropy(model(ids[:, :-1]), ids[:, 1:]).item())
     s2 = 1 / 3 + 1 / (3 * d)
@@ -263,7 +263,7 @@ def fit(model, loss_fn, steps, lr):
 def test_lm_overfits_one_batch(mixer):
     minisum.seed(0)
     model = LanguageModel(vocab_size=16, d_model=32, n_layers=2, n_heads=2, max_len=16, mixer=mixer)
-    ids = np.random.default_rng(0).integers(0, 16, (4, 13))
+    ids = on_device(np.random.default_rng(0).integers(0, 16, (4, 13)))
     loss = fit(model, lambda: ops.cross_entropy(model(ids[:, :-1]), ids[:, 1:]), steps=100, lr=1e-2)
     assert loss < 0.05  # from ln 16 = 2.8
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import minisum
-from conftest import TEST_SEED, task
+from conftest import TEST_SEED, on_device, task, to_host
 from minisum.optim import AdamW, clip_grad_norm, clip_grad_value, warmup_cosine
 
 
@@ -23,9 +23,9 @@ def run_adamw(w0, grads, **hyper):
     w = leaf(w0)
     optimizer = AdamW([w], **hyper)
     for g in grads:
-        w.grad = g.copy()
+        w.grad = on_device(g)
         optimizer.step()
-    return w.data
+    return to_host(w)
 
 
 def adamw_reference(w0, grads, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
@@ -96,17 +96,17 @@ def test_adamw_weight_decay_alone_shrinks_by_one_minus_lr_times_decay():
 def test_adamw_skips_parameters_without_gradient():
     a, b = leaf([1.0, 2.0]), leaf([3.0])
     optimizer = AdamW([a, b], lr=0.1, weight_decay=0.1)
-    a.grad = np.array([1.0, 1.0])
+    a.grad = on_device([1.0, 1.0])
     optimizer.step()
-    np.testing.assert_array_equal(b.data, [3.0])
-    assert not np.array_equal(a.data, [1.0, 2.0])
+    np.testing.assert_array_equal(to_host(b), [3.0])
+    assert not np.array_equal(to_host(a), [1.0, 2.0])
 
 
 @task("5.1")
 def test_adamw_keeps_float32_parameters_float32():
     w = minisum.tensor(np.ones(3, dtype=np.float32), requires_grad=True)
     optimizer = AdamW([w], lr=0.1, weight_decay=0.01)
-    w.grad = np.ones(3, dtype=np.float32)
+    w.grad = on_device(np.ones(3, dtype=np.float32))
     optimizer.step()
     assert w.dtype == np.float32
 
@@ -118,27 +118,27 @@ def test_adamw_state_dict_moves_the_state_to_a_new_optimizer():
     w = leaf(w0)
     first = AdamW([w], lr=0.01, weight_decay=0.1)
     for g in grads[:2]:
-        w.grad = g.copy()
+        w.grad = on_device(g)
         first.step()
     second = AdamW([w], lr=0.5, weight_decay=0.1)  # the state brings lr (and the step count), not the decay
     second.load_state_dict(first.state_dict())
     for g in grads[2:]:
-        w.grad = g.copy()
+        w.grad = on_device(g)
         second.step()
-    np.testing.assert_allclose(w.data, adamw_reference(w0, grads, lr=0.01, weight_decay=0.1), rtol=1e-12)
+    np.testing.assert_allclose(to_host(w), adamw_reference(w0, grads, lr=0.01, weight_decay=0.1), rtol=1e-12)
 
 
 @pytest.mark.needs_engine
 def test_adamw_state_is_copied_not_shared():
     w = leaf([1.0, 2.0])
     first = AdamW([w])
-    w.grad = np.array([1.0, -1.0])
+    w.grad = on_device([1.0, -1.0])
     first.step()
     state = first.state_dict()
     second = AdamW([w])
     second.load_state_dict(state)
     second.step()  # updates second's moments in place
-    np.testing.assert_array_equal(first.m[0], state["m.0"])
+    np.testing.assert_array_equal(to_host(first.m[0]), to_host(state["m.0"]))
     assert second.m[0] is not state["m.0"]
 
 
@@ -153,20 +153,20 @@ def test_adamw_load_state_dict_rejects_a_wrong_shape():
 
 def test_clip_grad_value_clamps_each_entry():
     a, b, c = leaf([0.0, 0.0, 0.0]), leaf([0.0]), leaf([0.0])
-    a.grad, b.grad = np.array([-3.0, 0.5, 2.0]), np.array([-0.25])
+    a.grad, b.grad = on_device([-3.0, 0.5, 2.0]), on_device([-0.25])
     clip_grad_value([a, b, c], 1.0)
-    np.testing.assert_array_equal(a.grad, [-1.0, 0.5, 1.0])
-    np.testing.assert_array_equal(b.grad, [-0.25])
+    np.testing.assert_array_equal(to_host(a.grad), [-1.0, 0.5, 1.0])
+    np.testing.assert_array_equal(to_host(b.grad), [-0.25])
     assert c.grad is None
 
 
 def test_clip_grad_norm_scales_all_gradients_together():
     a, b = leaf([0.0, 0.0]), leaf([0.0])
-    a.grad, b.grad = np.array([3.0, 0.0]), np.array([4.0])  # global norm 5
+    a.grad, b.grad = on_device([3.0, 0.0]), on_device([4.0])  # global norm 5
     assert clip_grad_norm([a, b], 1.0) == pytest.approx(5.0)
-    np.testing.assert_allclose(np.concatenate([a.grad, b.grad]), [0.6, 0.0, 0.8], rtol=1e-6)
+    np.testing.assert_allclose(np.concatenate([to_host(a.grad), to_host(b.grad)]), [0.6, 0.0, 0.8], rtol=1e-6)
     assert clip_grad_norm([a, b], 10.0) == pytest.approx(1.0, rel=1e-5)  # already small: untouched
-    np.testing.assert_allclose(np.concatenate([a.grad, b.grad]), [0.6, 0.0, 0.8], rtol=1e-6)
+    np.testing.assert_allclose(np.concatenate([to_host(a.grad), to_host(b.grad)]), [0.6, 0.0, 0.8], rtol=1e-6)
 
 
 @pytest.mark.needs_engine
@@ -176,12 +176,12 @@ def test_clipping_works_on_gradients_that_backward_produced():
     a, b = leaf([2.0, 2.0]), leaf([2.0, 2.0])
     ((a + b) * 3.0).sum().backward()
     clip_grad_norm([a, b], 3.0)  # gradients 3 everywhere, global norm 6
-    np.testing.assert_allclose(a.grad, [1.5, 1.5], rtol=1e-6)
-    np.testing.assert_allclose(b.grad, [1.5, 1.5], rtol=1e-6)
+    np.testing.assert_allclose(to_host(a.grad), [1.5, 1.5], rtol=1e-6)
+    np.testing.assert_allclose(to_host(b.grad), [1.5, 1.5], rtol=1e-6)
     c, d = leaf([1.0]), leaf([1.0])
     (c + d).sum().backward()
     clip_grad_value([c, d], 0.5)
-    np.testing.assert_array_equal(np.concatenate([c.grad, d.grad]), [0.5, 0.5])
+    np.testing.assert_array_equal(np.concatenate([to_host(c.grad), to_host(d.grad)]), [0.5, 0.5])
 
 
 # ---- schedule -----------------------------------------------------------------------

@@ -5,6 +5,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import minisum  # noqa: E402
+from conftest import on_device  # noqa: E402
 from minisum.checkpoint import read_checkpoint, save_checkpoint  # noqa: E402
 from minisum.errors import UserError  # noqa: E402
 from minisum.models import LanguageModel  # noqa: E402
@@ -30,7 +31,7 @@ def trained_checkpoint(tmp_path):
     model = LanguageModel(vocab_size=40, d_model=16, n_layers=2, n_heads=2, max_len=12, mixer="hybrid")
     optimizer = AdamW(model.parameters(), lr=1e-2)
     for seed in range(3):
-        lm_train_step(model, optimizer, *batch(seed), PAD)
+        lm_train_step(model, optimizer, *map(on_device, batch(seed)), PAD)
     path = tmp_path / "hybrid.npz"
     save_checkpoint(path, model, optimizer, {"model": model.config, "run": {"epochs": 1}}, step=optimizer.step_count)
     return path, model
@@ -44,7 +45,7 @@ def test_round_trip_is_exact_and_pytorch_gives_the_same_loss(trained_checkpoint,
     reference.load_state_dict(saved["model"], strict=True)
 
     inputs, targets = batch(seed=7)
-    ours, _ = model.loss(inputs, targets, PAD)
+    ours, _ = model.loss(on_device(inputs), on_device(targets), PAD)
     with torch.no_grad():
         logits = reference(torch.from_numpy(inputs))
         theirs = torch.nn.functional.cross_entropy(logits.reshape(-1, 40), torch.from_numpy(targets).reshape(-1),

@@ -20,6 +20,7 @@ import pytest
 
 import minisum
 import train_cls
+from conftest import on_device
 from minisum import runtime
 
 pytestmark = pytest.mark.needs_engine  # every test here runs code of several tasks
@@ -174,7 +175,7 @@ def test_binary_head_is_one_sigmoid_unit():
     # logits 0, 2, -1 against labels 1, 0, 0: losses log(1 + e^-0), log(1 + e^2), log(1 + e^-1);
     # predictions (logit > 0) 0, 1, 0, so only the last is right.
     logits = minisum.tensor(np.array([[0.0], [2.0], [-1.0]], dtype=np.float32))
-    loss, hits = train_cls.loss_and_hits(logits, np.array([1, 0, 0]))
+    loss, hits = train_cls.loss_and_hits(logits, on_device([1, 0, 0]))
     expected = (math.log(2) + math.log1p(math.e ** 2) + math.log1p(math.e ** -1)) / 3
     assert loss.item() == pytest.approx(expected, rel=1e-6)
     assert hits == 1
@@ -186,7 +187,7 @@ def test_multiclass_head_is_softmax_over_classes():
     # row 1: uniform over 3 classes, loss log 3, argmax 0 (first of ties) != 2;
     # row 2: logits 1, 2, 3 against class 2: loss log(e + e^2 + e^3) - 3, argmax 2 is right.
     logits = minisum.tensor(np.array([[0.0, 0.0, 0.0], [1.0, 2.0, 3.0]], dtype=np.float32))
-    loss, hits = train_cls.loss_and_hits(logits, np.array([2, 2]))
+    loss, hits = train_cls.loss_and_hits(logits, on_device([2, 2]))
     expected = (math.log(3) + math.log(math.e + math.e ** 2 + math.e ** 3) - 3) / 2
     assert loss.item() == pytest.approx(expected, rel=1e-6)
     assert hits == 1

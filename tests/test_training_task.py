@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import minisum
-from conftest import TEST_SEED, task
+from conftest import TEST_SEED, on_device, task
 from minisum.models import LanguageModel
 from minisum.optim import AdamW
 from minisum.training import lm_train_step
@@ -21,7 +21,7 @@ def toy_batch(rng, vocab=12, batch=4, length=10):
     starts = rng.integers(1, vocab, size=(batch, 1))
     ids = (starts + np.arange(length)) % (vocab - 1) + 1
     ids[:, -2:] = PAD
-    return ids[:, :-1], ids[:, 1:]
+    return on_device(ids[:, :-1]), on_device(ids[:, 1:])
 
 
 @task("5.2")

@@ -50,7 +50,7 @@ class Module:
 
     def state_dict(self):
         """Parameter name -> NumPy array (a copy on the host)."""
-        return {name: to_numpy(p.data).copy() for name, p in self.named_parameters()}
+        return {name: to_numpy(p.data) for name, p in self.named_parameters()}
 
     def load_state_dict(self, state):
         """Copy arrays into the parameters; the names and shapes must match exactly."""
