@@ -22,6 +22,7 @@ from minisum.autograd import Function, is_grad_enabled
 from minisum.backend import get_array_module
 
 CHUNK_ELEMENTS = 2 ** 25  # logits per chunk, 128 MB in float32: 667 rows at V 50,257
+VOCAB_SLICE = 8192  # dW gets a chunk's share this many vocabulary rows at a time: a 16 MB temporary, not W's size
 
 
 class LinearCrossEntropy(Function):
@@ -62,7 +63,6 @@ class LinearCrossEntropy(Function):
         loss, hits = xp.zeros((), dtype=x.dtype), xp.zeros((), dtype=np.int64)
         if self.with_grad:
             gx_k, gw, gb = xp.empty_like(x_k), xp.zeros_like(weight), xp.zeros_like(bias)
-            gw_chunk = xp.empty_like(weight) if step < len(rows) else None  # a chunk's share of dW
         for start in range(0, len(rows), step):
             xc, yc, wc = x_k[start:start + step], y_k[start:start + step], w_k[start:start + step]
             n = len(xc)
@@ -81,10 +81,8 @@ class LinearCrossEntropy(Function):
             z *= (wc / total)[:, None]  # w softmax(z)
             z[at, yc] -= wc  # g = w (softmax(z) - onehot(y)), in place of the logits
             xp.matmul(z, weight, out=gx_k[start:start + n])
-            if gw_chunk is None:  # a single chunk
-                xp.matmul(z.T, xc, out=gw)
-            else:
-                gw += xp.matmul(z.T, xc, out=gw_chunk)
+            for v in range(0, V, VOCAB_SLICE):
+                gw[v:v + VOCAB_SLICE] += z[:, v:v + VOCAB_SLICE].T @ xc
             gb += z.sum(axis=0)
 
         self.hits = hits
