@@ -16,6 +16,8 @@ for an upstream gradient of 1; backward only scales them. Computing them later w
 need the logits again: one more (N, C) x (C, V) product.
 `linear_cross_entropy_composite` in ops/composite.py is the plain twin.
 """
+import math
+
 import numpy as np
 
 from minisum.autograd import Function, is_grad_enabled
@@ -64,13 +66,14 @@ class LinearCrossEntropy(Function):
         if self.with_grad:
             gx_k, gw, gb = xp.empty_like(x_k), xp.zeros_like(weight), xp.zeros_like(bias)
         for start in range(0, len(rows), step):
-            xc, yc, wc = x_k[start:start + step], y_k[start:start + step], w_k[start:start + step]
+            chunk = slice(start, start + step)
+            xc, yc, wc = x_k[chunk], y_k[chunk], w_k[chunk]  # (n, C), (n,), (n,)
             n = len(xc)
             at = xp.arange(n)
             z = xp.matmul(xc, weight.T, out=buffer[:n])  # (n, V) logits
             z += bias
             best = z.argmax(axis=1)  # (n,)
-            hits += ((best == yc) & keep_k[start:start + step]).sum()
+            hits += ((best == yc) & keep_k[chunk]).sum()
             top, target = z[at, best], z[at, yc]  # (n,) the largest logit, the target's logit
             z -= top[:, None]
             xp.exp(z, out=z)  # (n, V) e^(z - max): at most 1, no overflow
@@ -80,7 +83,7 @@ class LinearCrossEntropy(Function):
                 continue
             z *= (wc / total)[:, None]  # w softmax(z)
             z[at, yc] -= wc  # g = w (softmax(z) - onehot(y)), in place of the logits
-            xp.matmul(z, weight, out=gx_k[start:start + n])
+            xp.matmul(z, weight, out=gx_k[chunk])
             for v in range(0, V, VOCAB_SLICE):
                 gw[v:v + VOCAB_SLICE] += z[:, v:v + VOCAB_SLICE].T @ xc
             gb += z.sum(axis=0)
@@ -105,8 +108,8 @@ class LinearCrossEntropy(Function):
     def _rows_per_chunk(self, rows, vocab_size):
         """Equal chunks of at most chunk_rows (default: CHUNK_ELEMENTS logits) rows."""
         most = self.chunk_rows or max(1, CHUNK_ELEMENTS // vocab_size)
-        chunks = -(-rows // most)  # ceil
-        return max(1, -(-rows // max(chunks, 1)))
+        chunks = max(1, math.ceil(rows / most))
+        return max(1, math.ceil(rows / chunks))
 
 
 def rows_to_compute(keep):
