@@ -3,7 +3,7 @@
 A language model's last step is logits = x W^T + b over a vocabulary of V words, then the
 cross-entropy. Written as two ops it holds (B, T, V) logits, their softmax and its
 gradient: at the paper's V 50,257, batch 8 and context 256 that is 411 MB each, and the
-passes over them cost more than the matrix products. Fused, it takes a chunk of rows at
+passes over them took as long as the matrix products. Fused, it takes a chunk of rows at
 a time (a few hundred tokens), and within the chunk's (rows, V) buffer it computes the
 logits, their log-sum-exp and loss, the argmax hits, and turns the logits into their
 gradient in place, from which dX, dW and db are accumulated before the next chunk
@@ -29,7 +29,7 @@ VOCAB_SLICE = 8192  # dW gets a chunk's share this many vocabulary rows at a tim
 
 class LinearCrossEntropy(Function):
     """L = sum_r w_r (lse(z_r) - z_r[y_r]) with z_r = W x_r + b the logits of row r,
-    lse(z) = log sum_v e^(z_v), and w_r = 1/K for the K rows whose target is kept, 0 for pads.
+    lse(z) = log sum_v e^(z_v), and w_r = 1/M for the M rows whose target is kept, 0 for pads.
 
     x (..., C), W (V, C) as nn.Linear stores it, b (V,), targets y (...) integers.
     With softmax(z) = e^(z - lse(z)), the derivative of lse is the softmax, so
@@ -55,7 +55,7 @@ class LinearCrossEntropy(Function):
         y = targets.reshape(-1)  # (N,)
         keep = xp.ones(y.shape, dtype=bool) if self.ignore_index is None else y != self.ignore_index
         count = xp.maximum(keep.sum(), 1).astype(x.dtype)  # stays on the device: no wait for the GPU
-        rows = rows_to_compute(keep)  # (K,)
+        rows = rows_to_compute(keep)  # (K,): the kept rows, or all of them
         x_k, keep_k = x[rows], keep[rows]  # (K, C), (K,)
         y_k = xp.where(keep_k, y[rows], 0)  # a pad's target may be no valid index; its weight is 0
         w_k = keep_k / count  # (K,)
