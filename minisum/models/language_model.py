@@ -56,23 +56,25 @@ class LanguageModel(Module):
         `caches` (one dict per layer, from `new_caches`) makes the call incremental: the
         tokens continue a sequence whose first `start` tokens were fed earlier.
         """
+        return self.output_projection(self.features(ids, caches, start))
+
+    def features(self, ids, caches=None, start=0):
+        """ids (B, T) -> (B, T, C): the normalised states the output layer reads."""
         x = self.embed(ids, start)
         for i, layer in enumerate(self.layers):
             x = layer(x, None if caches is None else caches[i])
-        return self.output_projection(self.final_norm(x))
+        return self.final_norm(x)
 
     def loss(self, ids, targets, pad_id=None):
         """The mean next-token cross-entropy over targets that are not `pad_id`, and the
         number of those targets that the argmax of the logits gets right.
 
         ids, targets (B, T) integer arrays -> (loss: 0-d Tensor, hits: 0-d integer array on the device).
+        The output layer and the loss run fused (ops/linear_cross_entropy.py): the (B, T, V)
+        logits are never held, which at the paper's vocabulary is most of a step's memory.
         """
-        logits = self(ids)  # (B, T, V)
-        loss = ops.cross_entropy(logits, targets, ignore_index=pad_id)
-        hits = logits.data.argmax(axis=-1) == targets  # (B, T)
-        if pad_id is not None:
-            hits &= targets != pad_id
-        return loss, hits.sum()
+        out = self.output_projection
+        return ops.linear_cross_entropy(self.features(ids), out.weight, out.bias, targets, ignore_index=pad_id)
 
     def hidden_states(self, ids):
         """The states after the embedding and after every block (for the representation analysis)."""

@@ -12,6 +12,7 @@
     attention    fused multi-head scaled dot-product attention
     masking      where masked_fill dropout
     losses       cross_entropy (ignore_index), binary_cross_entropy_with_logits, mse_loss
+    linear_cross_entropy  the output layer and cross-entropy fused, in chunks of rows
     composite    composite twins of the fused ops (`<op>_composite`), for the tests
 """
 from minisum.ops.arithmetic import add, div, mul, neg, pow, sub, sum_to
@@ -20,6 +21,7 @@ from minisum.ops.cumsum import cumsum
 from minisum.ops.elementwise import exp, log, relu, sigmoid, tanh
 from minisum.ops.embedding import embedding
 from minisum.ops.layernorm import layer_norm
+from minisum.ops.linear_cross_entropy import linear_cross_entropy
 from minisum.ops.losses import binary_cross_entropy_with_logits, cross_entropy, mse_loss
 from minisum.ops.masking import dropout, masked_fill, where
 from minisum.ops.matmul import linear, matmul
@@ -32,4 +34,5 @@ __all__ = [
     "sum", "mean", "max", "reshape", "transpose", "getitem", "concat", "matmul", "linear",
     "embedding", "cumsum", "softmax", "log_softmax", "layer_norm", "attention", "where",
     "masked_fill", "dropout", "cross_entropy", "binary_cross_entropy_with_logits", "mse_loss",
+    "linear_cross_entropy",
 ]
