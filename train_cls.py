@@ -89,6 +89,8 @@ def parse_args(argv=None):
     p.add_argument("--d-model", type=positive(int), default=256, help="embedding size")
     p.add_argument("--heads", type=positive(int), default=4, help="attention heads")
     p.add_argument("--head-dim", type=positive(int), default=256, help="attention key size per head")
+    p.add_argument("--attention-init", choices=("keras", "keras3"), default="keras",
+                   help="Glorot fans of the attention kernels: Keras 2.12's (the reference's pin) or Keras 3's")
     p.add_argument("--batch-size", type=positive(int), default=64)
     p.add_argument("--lr", type=positive(float), default=1e-4, help="Adam learning rate")
     p.add_argument("--clip-value", type=positive(float), default=1.0, help="clip each gradient entry to +-this")
@@ -167,7 +169,8 @@ def build_model(name, args, n_classes):
     backend.seed(args.seed)  # the same initial draws whatever the order of --models
     if name == "summation":
         return SummationClassifier(args.vocab_size, args.seq_len, args.d_model, n_classes)
-    return AttentionClassifier(args.vocab_size, args.seq_len, args.d_model, n_classes, args.heads, args.head_dim)
+    return AttentionClassifier(args.vocab_size, args.seq_len, args.d_model, n_classes, args.heads, args.head_dim,
+                               attention_init=args.attention_init)
 
 
 def loss_and_hits(logits, labels):
@@ -219,8 +222,8 @@ def train_model(name, args, data, n_classes, result, on_epoch):
     """Train model `name` for args.epochs, filling `result` and calling on_epoch() after each epoch."""
     x_train, y_train, x_test, y_test = data
     model = build_model(name, args, n_classes)
-    # Keras' Adam: epsilon 1e-7, no weight decay.
-    optimizer = AdamW(model.parameters(), lr=args.lr, eps=KERAS_ADAM_EPS, weight_decay=0.0)
+    # Keras' Adam: epsilon 1e-7 added to sqrt(v), no weight decay.
+    optimizer = AdamW(model.parameters(), lr=args.lr, eps=KERAS_ADAM_EPS, weight_decay=0.0, eps_style="keras")
     rng = np.random.default_rng(args.seed)  # the same batches for every model
     result.update(parameters=model.num_parameters(), history=[])
     print(f"{name}: {result['parameters']:,} parameters")
