@@ -24,7 +24,7 @@ import numpy as np
 import minisum
 from minisum import backend, runtime
 from minisum.data.classification_sources import CLS_DATASETS, load_classification
-from minisum.data.keras_text import WordTokenizer
+from minisum.data.keras_text import KERAS_OOV_ID, WordTokenizer, keras_dataset_ids
 from minisum.errors import UserError
 from minisum.models import AttentionClassifier, SummationClassifier
 from minisum.ops import binary_cross_entropy_with_logits, cross_entropy
@@ -146,19 +146,28 @@ def load_data(args):
         if not texts:
             raise UserError(f"{args.dataset}: the {split} split has no texts; check the files in --data-dir")
 
-    # The reference's Keras pipeline: vocabulary from the training texts only.
-    tokenizer = WordTokenizer(num_words=args.vocab_size, maxlen=args.seq_len).fit(train_texts)
-    x_train, x_test = tokenizer.transform(train_texts), tokenizer.transform(test_texts)
-    empty_train, empty_test = int((x_train == 0).all(1).sum()), int((x_test == 0).all(1).sum())
+    if data.word_ranks:  # IMDB and Reuters: keras.datasets' ids from word ranks of the whole dataset
+        if args.vocab_size <= KERAS_OOV_ID:
+            raise UserError(f"--vocab-size must be more than {KERAS_OOV_ID} for {args.dataset}: Keras' ids "
+                            "0, 1 and 2 are padding, start and out-of-vocabulary")
+        x_train = keras_dataset_ids(train_texts, args.vocab_size, args.seq_len)
+        x_test = keras_dataset_ids(test_texts, args.vocab_size, args.seq_len)
+        words_seen = max((int(ranks.max()) for ranks in train_texts + test_texts if len(ranks)), default=0)
+        empty_train, empty_test = (sum(len(ranks) == 0 for ranks in texts) for texts in (train_texts, test_texts))
+    else:  # the reference's Tokenizer: vocabulary from the training texts only
+        tokenizer = WordTokenizer(num_words=args.vocab_size, maxlen=args.seq_len).fit(train_texts)
+        x_train, x_test = tokenizer.transform(train_texts), tokenizer.transform(test_texts)
+        words_seen = len(tokenizer.word_index)
+        empty_train, empty_test = int((x_train == 0).all(1).sum()), int((x_test == 0).all(1).sum())
     if empty_train == len(x_train):
         raise UserError(f"{args.dataset}: all {len(x_train)} training texts are empty after lower-casing and "
                         "removing punctuation; check that the files in --data-dir hold the texts")
     if empty_train or empty_test:
         # Kept, as all-padding rows, like the reference does (e.g. 20 Newsgroups posts that were all quote).
         notes.append(f"{empty_train} training and {empty_test} test texts have no word in the vocabulary "
-                     "and are kept as all-padding rows, as in the reference")
+                     "and are kept (all padding, or the start id alone for IMDB and Reuters), as in the reference")
     info = {"classes": list(data.class_names), "n_train": len(x_train), "n_test": len(x_test),
-            "words_seen": len(tokenizer.word_index), "empty_train": empty_train, "empty_test": empty_test,
+            "words_seen": words_seen, "empty_train": empty_train, "empty_test": empty_test,
             "files": data.files, "notes": notes}
     return x_train, train_labels, x_test, test_labels, info
 
