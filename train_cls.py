@@ -24,7 +24,7 @@ import numpy as np
 import minisum
 from minisum import backend, runtime
 from minisum.data.classification_sources import CLS_DATASETS, load_classification
-from minisum.data.keras_text import WordTokenizer
+from minisum.data.keras_text import KERAS_OOV_ID, WordTokenizer, keras_dataset_ids
 from minisum.errors import UserError
 from minisum.models import AttentionClassifier, SummationClassifier
 from minisum.ops import binary_cross_entropy_with_logits, cross_entropy
@@ -89,6 +89,8 @@ def parse_args(argv=None):
     p.add_argument("--d-model", type=positive(int), default=256, help="embedding size")
     p.add_argument("--heads", type=positive(int), default=4, help="attention heads")
     p.add_argument("--head-dim", type=positive(int), default=256, help="attention key size per head")
+    p.add_argument("--attention-init", choices=("keras", "keras3"), default="keras",
+                   help="Glorot fans of the attention kernels: Keras 2.12's (the reference's pin) or Keras 3's")
     p.add_argument("--batch-size", type=positive(int), default=64)
     p.add_argument("--lr", type=positive(float), default=1e-4, help="Adam learning rate")
     p.add_argument("--clip-value", type=positive(float), default=1.0, help="clip each gradient entry to +-this")
@@ -144,19 +146,28 @@ def load_data(args):
         if not texts:
             raise UserError(f"{args.dataset}: the {split} split has no texts; check the files in --data-dir")
 
-    # The reference's Keras pipeline: vocabulary from the training texts only.
-    tokenizer = WordTokenizer(num_words=args.vocab_size, maxlen=args.seq_len).fit(train_texts)
-    x_train, x_test = tokenizer.transform(train_texts), tokenizer.transform(test_texts)
-    empty_train, empty_test = int((x_train == 0).all(1).sum()), int((x_test == 0).all(1).sum())
+    if data.word_ranks:  # IMDB and Reuters: keras.datasets' ids from word ranks of the whole dataset
+        if args.vocab_size <= KERAS_OOV_ID:
+            raise UserError(f"--vocab-size must be more than {KERAS_OOV_ID} for {args.dataset}: Keras' ids "
+                            "0, 1 and 2 are padding, start and out-of-vocabulary")
+        x_train = keras_dataset_ids(train_texts, args.vocab_size, args.seq_len)
+        x_test = keras_dataset_ids(test_texts, args.vocab_size, args.seq_len)
+        words_seen = max((int(ranks.max()) for ranks in train_texts + test_texts if len(ranks)), default=0)
+        empty_train, empty_test = (sum(len(ranks) == 0 for ranks in texts) for texts in (train_texts, test_texts))
+    else:  # the reference's Tokenizer: vocabulary from the training texts only
+        tokenizer = WordTokenizer(num_words=args.vocab_size, maxlen=args.seq_len).fit(train_texts)
+        x_train, x_test = tokenizer.transform(train_texts), tokenizer.transform(test_texts)
+        words_seen = len(tokenizer.word_index)
+        empty_train, empty_test = int((x_train == 0).all(1).sum()), int((x_test == 0).all(1).sum())
     if empty_train == len(x_train):
         raise UserError(f"{args.dataset}: all {len(x_train)} training texts are empty after lower-casing and "
                         "removing punctuation; check that the files in --data-dir hold the texts")
     if empty_train or empty_test:
         # Kept, as all-padding rows, like the reference does (e.g. 20 Newsgroups posts that were all quote).
         notes.append(f"{empty_train} training and {empty_test} test texts have no word in the vocabulary "
-                     "and are kept as all-padding rows, as in the reference")
+                     "and are kept (all padding, or the start id alone for IMDB and Reuters), as in the reference")
     info = {"classes": list(data.class_names), "n_train": len(x_train), "n_test": len(x_test),
-            "words_seen": len(tokenizer.word_index), "empty_train": empty_train, "empty_test": empty_test,
+            "words_seen": words_seen, "empty_train": empty_train, "empty_test": empty_test,
             "files": data.files, "notes": notes}
     return x_train, train_labels, x_test, test_labels, info
 
@@ -167,7 +178,8 @@ def build_model(name, args, n_classes):
     backend.seed(args.seed)  # the same initial draws whatever the order of --models
     if name == "summation":
         return SummationClassifier(args.vocab_size, args.seq_len, args.d_model, n_classes)
-    return AttentionClassifier(args.vocab_size, args.seq_len, args.d_model, n_classes, args.heads, args.head_dim)
+    return AttentionClassifier(args.vocab_size, args.seq_len, args.d_model, n_classes, args.heads, args.head_dim,
+                               attention_init=args.attention_init)
 
 
 def loss_and_hits(logits, labels):
@@ -219,8 +231,8 @@ def train_model(name, args, data, n_classes, result, on_epoch):
     """Train model `name` for args.epochs, filling `result` and calling on_epoch() after each epoch."""
     x_train, y_train, x_test, y_test = data
     model = build_model(name, args, n_classes)
-    # Keras' Adam: epsilon 1e-7, no weight decay.
-    optimizer = AdamW(model.parameters(), lr=args.lr, eps=KERAS_ADAM_EPS, weight_decay=0.0)
+    # Keras' Adam: epsilon 1e-7 added to sqrt(v), no weight decay.
+    optimizer = AdamW(model.parameters(), lr=args.lr, eps=KERAS_ADAM_EPS, weight_decay=0.0, eps_style="keras")
     rng = np.random.default_rng(args.seed)  # the same batches for every model
     result.update(parameters=model.num_parameters(), history=[])
     print(f"{name}: {result['parameters']:,} parameters")

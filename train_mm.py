@@ -73,6 +73,8 @@ def parse_args(argv):
     model.add_argument("--d-model", type=int, help="width of every layer (paper 256)")
     model.add_argument("--heads", type=int, default=4, help="attention heads (default %(default)s)")
     model.add_argument("--head-dim", type=int, help="attention key size per head (paper 64)")
+    model.add_argument("--attention-init", choices=("keras", "keras3"), default="keras",
+                       help="Glorot fans of the attention kernels: Keras 2.12's (the reference's pin) or Keras 3's")
     model.add_argument("--dropout", type=float, default=0.2, help="dropout before the last layer (default %(default)s)")
     model.add_argument("--ridge-alpha", type=float, default=1.0, help="ridge penalty (default %(default)s)")
     model.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default %(default)s)")
@@ -139,7 +141,8 @@ def load_data(args):
 def build_model(name, vocab_size, n_features, args):
     if name == "attention":
         return AttentionFusionRegressor(vocab_size, seq_len=args.seq_len, d_model=args.d_model, n_features=n_features,
-                                        n_heads=args.heads, head_dim=args.head_dim, dropout=args.dropout)
+                                        n_heads=args.heads, head_dim=args.head_dim, dropout=args.dropout,
+                                        attention_init=args.attention_init)
     return SummationFusionRegressor(vocab_size, seq_len=args.seq_len, d_model=args.d_model, n_features=n_features,
                                     dropout=args.dropout)
 
@@ -157,7 +160,7 @@ def predict(model, ids, numbers, batch_size):
 def train(name, model, train_set, val_set, args):
     """Keras' fit with the paper's callbacks; returns the per-epoch history and the best epoch."""
     ids, numbers, target = train_set
-    optimizer = AdamW(model.parameters(), lr=args.lr, eps=KERAS_ADAM_EPS, weight_decay=0.0)
+    optimizer = AdamW(model.parameters(), lr=args.lr, eps=KERAS_ADAM_EPS, weight_decay=0.0, eps_style="keras")
     plateau = ReduceLROnPlateau(optimizer, factor=0.1, patience=args.lr_patience, min_delta=KERAS_PLATEAU_MIN_DELTA)
     stopper = EarlyStopping(model, patience=args.stop_patience)
     shuffle = np.random.default_rng(args.seed)

@@ -17,7 +17,8 @@ from minisum.data import reuters  # noqa: E402
 from minisum.data.classification_sources import (  # noqa: E402
     CLS_DATASETS, find_local_files, load_classification, strip_newsgroup_footer,
     strip_newsgroup_header, strip_newsgroup_quoting)
-from minisum.data.keras_text import KERAS_FILTERS, TextVectorizer, WordTokenizer  # noqa: E402
+from minisum.data.keras_text import (  # noqa: E402
+    KERAS_FILTERS, TextVectorizer, WordTokenizer, keras_dataset_ids, rank_words)
 from minisum.errors import UserError  # noqa: E402
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "cls"
@@ -96,6 +97,31 @@ def test_text_vectorizer_lowercases_ascii_only_and_splits_on_ascii_whitespace():
     assert vec.vocabulary == ["", "[UNK]", "école", "École", "a\u00a0b"]
 
 
+# --- keras.datasets' ids (IMDB, Reuters) ----------------------------------------------
+
+def test_rank_words_counts_over_all_texts():
+    # the 3, cat 2, then dog, bird, a (1 each, first seen first); Keras Tokenizer's word rules
+    ranks = rank_words(["The cat, the DOG.", "bird CAT the", "a"])
+    assert [r.tolist() for r in ranks] == [[1, 2, 1, 3], [4, 2, 1], [5]]
+
+
+def test_keras_dataset_ids_start_offset_oov_and_front_padding():
+    # rank r -> id r + 3, ids >= num_words (6) -> 2 (kept), id 1 in front, then pad_sequences(maxlen=4)
+    ids = keras_dataset_ids([np.array([1, 2, 1, 3]), np.array([2, 9]), np.array([], dtype=np.int64)],
+                            num_words=6, maxlen=4)
+    assert ids.tolist() == [[4, 5, 4, 2],  # [1, 4, 5, 4, 6->2] truncated at the front
+                            [0, 1, 5, 2],
+                            [0, 0, 0, 1]]
+    with pytest.raises(ValueError, match="num_words"):
+        keras_dataset_ids([np.array([1])], num_words=2)
+
+
+def decode_keras_ids(ids, word_index):
+    """What Keras users do: id i is the word of rank i - 3, "?" for 1 (start) and 2 (OOV)."""
+    words = {rank + 3: word for word, rank in word_index.items()}
+    return " ".join(words.get(int(i), "?") for i in ids if i)
+
+
 # --- Reuters ---------------------------------------------------------------------------
 
 def test_reuters_selection_on_fixture():
@@ -119,14 +145,19 @@ def test_reuters_archive_and_split(tmp_path):
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(FIXTURES / "reuters" / "reut2-000.sgm", arcname="reuters21578/reut2-000.sgm")
     data = load_classification("reuters", tmp_path)
-    assert data.files == {"archive": str(archive)}
+    assert data.files == {"archive": str(archive)} and data.word_ranks
     # 7 wires with a topic, 5 topics (all kept with the default 46): 5 train, 2 test (int(7 * 0.8) = 5)
     assert (len(data.train_texts), len(data.test_texts)) == (5, 2)
     assert data.class_names == ["grain", "earn", "acq", "cocoa", "zinc"]
     again = load_classification("reuters", tmp_path)
-    assert again.train_texts == data.train_texts  # the split is fixed
-    all_pairs = sorted(zip(data.train_texts + data.test_texts, np.r_[data.train_labels, data.test_labels].tolist()))
-    assert ("Zinc rose 2 pct.\n Reuter\n&#3;", 4) in all_pairs
+    assert all(np.array_equal(a, b) for a, b in zip(again.train_texts, data.train_texts))  # the split is fixed
+    # Ranked over all 7 wires, as Keras ranks over the whole dataset.
+    texts, _, _ = reuters.select_keras_reuters(reuters.parse_reuters_sgml(
+        (FIXTURES / "reuters" / "reut2-000.sgm").read_text(encoding="latin-1")))
+    word_index = WordTokenizer().fit(texts).word_index
+    decoded = [decode_keras_ids(keras_dataset_ids([r], 10000, 64)[0], word_index)
+               for r in data.train_texts + data.test_texts]
+    assert ("? zinc rose 2 pct reuter 3", 4) in zip(decoded, np.r_[data.train_labels, data.test_labels].tolist())
 
 
 def test_keras_split_sizes_and_partition():
@@ -146,14 +177,15 @@ def test_reuters_malformed_sgml_names_the_line(sgml, message):
         reuters.parse_reuters_sgml(sgml, source="bad.sgm")
 
 
-def test_reuters_keras_npz(tmp_path):
+def test_reuters_keras_npz_is_used_as_it_is(tmp_path):
     xs = np.empty(3, dtype=object)
-    xs[:] = [[1, 2, 3], [3, 4, 99], [2]]  # raw ranks; 99 is in no index
+    xs[:] = [[1, 2, 3], [3, 4, 99], [2]]  # raw ranks
     np.savez(tmp_path / "reuters.npz", x=xs, y=np.array([3, 4, 3]))
-    (tmp_path / "reuters_word_index.json").write_text(json.dumps({"the": 1, "cat": 2, "sat": 3, "dog": 4}))
     data = load_classification("reuters", tmp_path)
-    pairs = sorted(zip(data.train_texts + data.test_texts, np.r_[data.train_labels, data.test_labels].tolist()))
-    assert pairs == [("cat", 3), ("sat dog", 4), ("the cat sat", 3)]
+    assert data.word_ranks and data.files == {"npz": str(tmp_path / "reuters.npz")}
+    train, test = reuters.keras_split(3)
+    assert [r.tolist() for r in data.train_texts + data.test_texts] == [xs[i] for i in np.r_[train, test]]
+    assert data.train_labels.tolist() == [[3, 4, 3][i] for i in train]
     assert data.class_names[3:5] == ["earn", "acq"]
     assert len(data.train_texts) == 2  # int(3 * 0.8)
 
@@ -163,9 +195,16 @@ def test_reuters_real_data_is_the_keras_set():
     data = load_classification("reuters", SHARED_DATA)
     assert (len(data.train_texts), len(data.test_texts)) == (8982, 2246)
     assert data.class_names == list(reuters.KERAS_TOPIC_NAMES)
-    # Keras' first training wire decodes to "? ? ? said as a result of its december acquisition
-    # of space co ..." (Chollet, Deep Learning with Python): McGrath RentCorp's body.
-    assert data.train_texts[0].startswith("McGrath RentCorp said as a\nresult of its December acquisition of Space Co")
+    # Keras' first training wire, decoded as Chollet's Deep Learning with Python does it (num_words
+    # 10000): McGrath RentCorp's body, its two rare first words out of vocabulary.
+    texts, _, _ = reuters.select_keras_reuters(reuters.read_reuters_archive(
+        SHARED_DATA / "reuters21578" / "reuters21578.tar.gz"))
+    ids = keras_dataset_ids(data.train_texts[:1], num_words=10000, maxlen=1000)[0]
+    assert decode_keras_ids(ids, WordTokenizer().fit(texts).word_index) == (
+        "? ? ? said as a result of its december acquisition of space co it expects earnings per share in 1987 "
+        "of 1 15 to 1 30 dlrs per share up from 70 cts in 1986 the company said pretax net should rise to nine "
+        "to 10 mln dlrs from six mln dlrs in 1986 and rental operation revenues to 19 to 22 mln dlrs from 12 5 "
+        "mln dlrs it said cash flow per share this year should be 2 50 to three dlrs reuter 3")
     # np.bincount(y_train) of keras.datasets.reuters.load_data(), as published.
     assert np.bincount(data.train_labels).tolist() == [
         55, 432, 74, 3159, 1949, 17, 48, 16, 139, 101, 124, 390, 49, 172, 26, 20, 444, 39, 66, 549, 269, 100, 15,
@@ -294,8 +333,27 @@ def test_imdb_jsonl(tmp_path):
                                                    json.dumps({"text": "Dull", "label": 0})])
     _write_jsonl_gz(tmp_path / "test.jsonl.gz", [json.dumps({"text": "Fine", "label": 1})])
     data = load_classification("imdb", tmp_path)
-    assert data.train_texts == ["Great film", "Dull"] and data.train_labels.tolist() == [1, 0]
-    assert data.test_texts == ["Fine"] and data.class_names == ["neg", "pos"]
+    # Ranked over both splits: great, film, dull, fine; Keras' shuffle (seed 113) of the two training rows.
+    pairs = sorted((r.tolist(), y) for r, y in zip(data.train_texts, data.train_labels.tolist()))
+    assert data.word_ranks and pairs == [([1, 2], 1), ([3], 0)]
+    assert [r.tolist() for r in data.test_texts] == [[4]] and data.class_names == ["neg", "pos"]
+
+
+def test_imdb_keras_npz_is_used_as_it_is(tmp_path):
+    x_train, x_test = np.empty(3, dtype=object), np.empty(2, dtype=object)
+    x_train[:], x_test[:] = [[5, 1], [2], [7, 7, 7]], [[3], [1, 4]]
+    np.savez(tmp_path / "imdb.npz", x_train=x_train, y_train=np.array([1, 0, 1]), x_test=x_test,
+             y_test=np.array([0, 1]))
+    _write_jsonl_gz(tmp_path / "train.jsonl.gz", [json.dumps({"text": "ignored", "label": 1})])
+    data = load_classification("imdb", tmp_path)
+    assert data.word_ranks and data.files == {"npz": str(tmp_path / "imdb.npz")}
+    rng = np.random.RandomState(113)  # keras.datasets.imdb.load_data's shuffle: train, then test
+    train, test = np.arange(3), np.arange(2)
+    rng.shuffle(train)
+    rng.shuffle(test)
+    assert [r.tolist() for r in data.train_texts] == [x_train[i] for i in train]
+    assert [r.tolist() for r in data.test_texts] == [x_test[i] for i in test]
+    assert data.train_labels.tolist() == [[1, 0, 1][i] for i in train]
 
 
 def test_imdb_malformed_line(tmp_path):
@@ -310,7 +368,7 @@ def test_imdb_real_data():
     data = load_classification("imdb", SHARED_DATA)
     assert (len(data.train_texts), len(data.test_texts)) == (25000, 25000)
     assert np.bincount(data.train_labels).tolist() == [12500, 12500]
-    assert data.train_texts[0].startswith("Bromwell High is a cartoon comedy")
+    assert data.train_labels[:20].tolist() != sorted(data.train_labels[:20].tolist())  # Keras' shuffle, not pos first
 
 
 # --- common ----------------------------------------------------------------------------

@@ -76,6 +76,29 @@ def test_adamw_without_weight_decay_is_textbook_adam():
                                rtol=1e-12, atol=1e-14)
 
 
+def keras_adam(w0, grads, lr, betas=(0.9, 0.999), eps=1e-7):
+    """Keras' Adam (keras/optimizers/adam.py, 2.12 and 3): epsilon added to sqrt(v), not sqrt(v_hat)."""
+    b1, b2 = betas
+    w, m, v = np.array(w0, dtype=np.float64), 0.0, 0.0
+    for t, g in enumerate(grads, start=1):
+        alpha = lr * math.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+        m = m + (g - m) * (1 - b1)
+        v = v + (g * g - v) * (1 - b2)
+        w = w - m * alpha / (np.sqrt(v) + eps)
+    return w
+
+
+@task("5.1")
+def test_adamw_keras_eps_style_is_keras_adam():
+    # Gradients of 1e-4 make eps matter: the two placements then differ by ~10%.
+    w0 = np.random.default_rng(TEST_SEED + 2).standard_normal(6)
+    grads = [1e-4 * g for g in gradient_sequence(6, steps=5, seed=4)]
+    hyper = dict(lr=0.05, eps=1e-5)
+    keras = run_adamw(w0, grads, eps_style="keras", **hyper)
+    np.testing.assert_allclose(keras, keras_adam(w0, grads, **hyper), rtol=1e-12, atol=1e-14)
+    assert np.abs(keras - adam_textbook(w0, grads, **hyper)).max() > 1e-3
+
+
 @task("5.1")
 def test_adamw_first_step_moves_each_weight_by_lr_against_its_gradient():
     # At t = 1, m_hat = g and v_hat = g^2: the step is lr * g / (|g| + eps) ~ lr * sign(g).

@@ -164,7 +164,7 @@ def test_keras_adam_and_clipping_before_every_step(tmp_path, monkeypatch):
     monkeypatch.setattr(train_cls, "clip_grad_value", recording_clip)
     train_cls.main(["--dataset", "ag_news", "--data-dir", str(FIXTURES / "ag_news"), "--out-dir", str(tmp_path),
                     *TINY, "--batch-size", "3", "--clip-value", "0.5"])
-    assert adams == [{"lr": 1e-4, "eps": 1e-7, "weight_decay": 0.0}] * 2  # one per model
+    assert adams == [{"lr": 1e-4, "eps": 1e-7, "weight_decay": 0.0, "eps_style": "keras"}] * 2  # one per model
     # 4 training texts in batches of 3: 2 steps an epoch, 2 epochs, 2 models
     assert clips == [0.5] * 8
 

@@ -5,12 +5,17 @@
 folder that holds the files, or a folder with one sub-folder per dataset named as in
 `SUBDIRS` (../shared/data is laid out that way). Expected local files:
 
-    imdb          train.jsonl.gz, test.jsonl.gz  (records {"text": str, "label": 0|1})
+    imdb          imdb.npz (Keras' file), or
+                  train.jsonl.gz, test.jsonl.gz  (records {"text": str, "label": 0|1})
     ag_news       train.csv, test.csv            (Zhang et al.: "class 1-4","title","description")
     20newsgroups  20news-bydate.tar.gz           (20news-bydate-{train,test}/<group>/<id>)
-    reuters       reuters.npz + reuters_word_index.json (Keras' files), or
+    reuters       reuters.npz (Keras' file), or
                   reuters21578.tar.gz            (the original SGML release, see reuters.py)
 
+The reference tokenizes AG News and 20 Newsgroups itself, so those come as texts. IMDB and
+Reuters it takes from keras.datasets, already as word ranks (1 = the most frequent word of
+the whole dataset); so they come as rank arrays (`word_ranks`), read from Keras' files as
+they are, or ranked from the raw texts (keras_text.rank_words), in Keras' order.
 Every deviation from what the reference code loads is written in `note`.
 """
 import csv
@@ -25,15 +30,16 @@ import numpy as np
 
 from minisum.data import reuters
 from minisum.data.hub import first_line, import_datasets
+from minisum.data.keras_text import rank_words
 from minisum.errors import UserError
 
 CLS_DATASETS = ("imdb", "20newsgroups", "ag_news", "reuters")
 SUBDIRS = {"imdb": "imdb", "20newsgroups": "20newsgroups", "ag_news": "ag_news", "reuters": "reuters21578"}
 EXPECTED_FILES = {
-    "imdb": "train.jsonl.gz and test.jsonl.gz",
+    "imdb": "imdb.npz, or train.jsonl.gz and test.jsonl.gz",
     "20newsgroups": "20news-bydate.tar.gz",
     "ag_news": "train.csv and test.csv",
-    "reuters": "reuters.npz and reuters_word_index.json, or reuters21578.tar.gz",
+    "reuters": "reuters.npz, or reuters21578.tar.gz",
 }
 HUB_IDS = {"imdb": "stanfordnlp/imdb", "20newsgroups": "SetFit/20_newsgroups", "ag_news": "fancyzhx/ag_news"}
 AG_NEWS_CLASSES = ["World", "Sports", "Business", "Sci/Tech"]
@@ -41,13 +47,14 @@ AG_NEWS_CLASSES = ["World", "Sports", "Business", "Sci/Tech"]
 
 @dataclass
 class ClassificationData:
-    train_texts: list
+    train_texts: list  # str each; with word_ranks, an int64 array of word ranks each
     train_labels: np.ndarray  # int64, 0 .. num_classes-1
     test_texts: list
     test_labels: np.ndarray
     class_names: list
     note: str = ""  # deviations from the reference's data, "" if none
     files: dict = field(default_factory=dict)  # role -> local path read ({} for the hub)
+    word_ranks: bool = False  # keras.datasets' form (IMDB, Reuters): keras_text.keras_dataset_ids makes the ids
 
     @property
     def num_classes(self):
@@ -68,20 +75,18 @@ def load_classification(name, data_dir=None):
 def find_local_files(name, data_dir):
     """{role: path} of the files of `name` present under `data_dir`; absent roles are left out.
 
-    Roles: imdb "train", "test"; ag_news "train" (train.csv, else a partial
-    train_head*.csv), "test", "classes"; 20newsgroups "archive"; reuters "npz" and
-    "word_index", "archive".
+    Roles: imdb "npz", "train", "test"; ag_news "train" (train.csv, else a partial
+    train_head*.csv), "test", "classes"; 20newsgroups "archive"; reuters "npz", "archive".
     """
     folder = Path(data_dir)
     if (folder / SUBDIRS[name]).is_dir():
         folder = folder / SUBDIRS[name]
     candidates = {
-        "imdb": {"train": ["train.jsonl.gz"], "test": ["test.jsonl.gz"]},
+        "imdb": {"npz": ["imdb.npz"], "train": ["train.jsonl.gz"], "test": ["test.jsonl.gz"]},
         "ag_news": {"train": ["train.csv"] + sorted(p.name for p in folder.glob("train_head*.csv")),
                     "test": ["test.csv"], "classes": ["classes.txt"]},
         "20newsgroups": {"archive": ["20news-bydate.tar.gz"]},
-        "reuters": {"npz": ["reuters.npz"], "word_index": ["reuters_word_index.json"],
-                    "archive": ["reuters21578.tar.gz"]},
+        "reuters": {"npz": ["reuters.npz"], "archive": ["reuters21578.tar.gz"]},
     }[name]
     found = {}
     for role, names in candidates.items():
@@ -112,8 +117,9 @@ def _load_from_hub(name):
                         f"pass --data-dir DIR holding {EXPECTED_FILES[name]}") from None
     train, test = splits["train"], splits["test"]
     if name == "imdb":
-        class_names, note = ["neg", "pos"], ""
-    elif name == "ag_news":
+        return _keras_imdb(list(train["text"]), np.asarray(train["label"], dtype=np.int64),
+                           list(test["text"]), np.asarray(test["label"], dtype=np.int64), files={})
+    if name == "ag_news":
         class_names, note = list(AG_NEWS_CLASSES), ""
     else:
         names = dict(zip(train["label"], train["label_text"]))
@@ -127,6 +133,8 @@ def _load_from_hub(name):
 # --- IMDB ------------------------------------------------------------------------------
 
 def _load_imdb(files, data_dir):
+    if "npz" in files:
+        return read_keras_imdb_npz(files["npz"])
     _require(files, ["train", "test"], "imdb", data_dir)
     datasets = import_datasets()
 
@@ -147,8 +155,49 @@ def _load_imdb(files, data_dir):
         if not np.isin(labels[split], (0, 1)).all():
             line = int(np.flatnonzero(~np.isin(labels[split], (0, 1)))[0]) + 1
             raise UserError(f"{files[split]} line {line}: label must be 0 (neg) or 1 (pos)")
-    return ClassificationData(texts["train"], labels["train"], texts["test"], labels["test"], ["neg", "pos"],
-                              files={k: str(v) for k, v in files.items()})
+    return _keras_imdb(texts["train"], labels["train"], texts["test"], labels["test"],
+                       files={k: str(v) for k, v in files.items()})
+
+
+def _keras_imdb(train_texts, train_labels, test_texts, test_labels, files):
+    """The raw reviews as keras.datasets.imdb gives them: ranked over both splits, in Keras' order."""
+    ranks = rank_words(train_texts + test_texts)
+    train, test = keras_imdb_order(len(train_texts), len(test_texts))
+    n = len(train_texts)
+    note = ("imdb: word ranks counted over the raw train and test reviews with Keras Tokenizer's word rules, "
+            "not Keras' own imdb.npz")
+    return ClassificationData([ranks[i] for i in train], train_labels[train], [ranks[n + i] for i in test],
+                              test_labels[test], ["neg", "pos"], note, files=files, word_ranks=True)
+
+
+def keras_imdb_order(n_train, n_test, seed=113):
+    """keras.datasets.imdb.load_data's shuffle: one RandomState(seed) shuffles the training
+    indices, then the test indices."""
+    rng = np.random.RandomState(seed)
+    train, test = np.arange(n_train), np.arange(n_test)
+    rng.shuffle(train)
+    rng.shuffle(test)
+    return train, test
+
+
+def read_keras_imdb_npz(path):
+    """Keras' own imdb.npz (x_train, y_train, x_test, y_test: raw word ranks), used as it is,
+    shuffled as `load_data` does. Loading needs `allow_pickle` (the rows are ragged): only
+    open an imdb.npz you trust."""
+    try:
+        with np.load(path, allow_pickle=True) as f:
+            x_train, y_train, x_test, y_test = (f[key] for key in ("x_train", "y_train", "x_test", "y_test"))
+    except (OSError, ValueError, KeyError) as error:
+        raise UserError(f"{path}: not a Keras imdb.npz with arrays x_train, y_train, x_test, y_test ({error})") from None
+    for x, y in ((x_train, y_train), (x_test, y_test)):
+        if len(x) != len(y) or not np.isin(y, (0, 1)).all():
+            raise UserError(f"{path}: each split needs one label 0 (neg) or 1 (pos) per sequence")
+    train, test = keras_imdb_order(len(x_train), len(x_test))
+    return ClassificationData([np.asarray(x_train[i], dtype=np.int64) for i in train],
+                              np.asarray(y_train, dtype=np.int64)[train],
+                              [np.asarray(x_test[i], dtype=np.int64) for i in test],
+                              np.asarray(y_test, dtype=np.int64)[test], ["neg", "pos"],
+                              files={"npz": str(path)}, word_ranks=True)
 
 
 def _check_jsonl(path):
@@ -266,18 +315,16 @@ def strip_newsgroup_footer(text):
 # --- Reuters ---------------------------------------------------------------------------
 
 def _load_reuters(files, data_dir):
-    if "npz" in files and "word_index" in files:
-        texts, labels = reuters.read_keras_reuters_npz(files["npz"], files["word_index"])
-        if labels.min() < 0 or labels.max() >= len(reuters.KERAS_TOPIC_NAMES):
-            raise UserError(f"{files['npz']}: labels must lie in 0..{len(reuters.KERAS_TOPIC_NAMES) - 1}")
-        class_names = list(reuters.KERAS_TOPIC_NAMES)
-        note = "reuters from Keras' reuters.npz, its word ids decoded back to words"
-        used = {"npz": str(files["npz"]), "word_index": str(files["word_index"])}
+    if "npz" in files:
+        ranks, labels = reuters.read_keras_reuters_npz(files["npz"])
+        class_names, note, used = list(reuters.KERAS_TOPIC_NAMES), "", {"npz": str(files["npz"])}
     else:
         _require(files, ["archive"], "reuters", data_dir)
         texts, labels, class_names = reuters.select_keras_reuters(reuters.read_reuters_archive(files["archive"]))
-        note = "reuters rebuilt from the Reuters-21578 SGML by Keras' selection rule (see minisum/data/reuters.py)"
+        ranks = rank_words(texts)
+        note = ("reuters rebuilt from the Reuters-21578 SGML by Keras' selection rule (see minisum/data/reuters.py), "
+                "word ranks counted over its 11,228 wires with Keras Tokenizer's word rules")
         used = {"archive": str(files["archive"])}
-    train, test = reuters.keras_split(len(texts))
-    return ClassificationData([texts[i] for i in train], labels[train], [texts[i] for i in test], labels[test],
-                              class_names, note, files=used)
+    train, test = reuters.keras_split(len(ranks))
+    return ClassificationData([ranks[i] for i in train], labels[train], [ranks[i] for i in test], labels[test],
+                              class_names, note, files=used, word_ranks=True)

@@ -1,13 +1,16 @@
 """Word-level text to integer sequences, exactly as the Keras reference prepares it.
 
-Two Keras preprocessors are reproduced, one per experiment:
+Three Keras preprocessors are reproduced:
 
-* `WordTokenizer` (classification, PAPER.md section 2) = Keras
-  `Tokenizer(num_words=10000)` + `texts_to_sequences` + `pad_sequences(maxlen=256)`.
+* `WordTokenizer` (classification of AG News and 20 Newsgroups, PAPER.md section 2) = Keras
+  `Tokenizer(num_words=10000)` + `texts_to_sequences` + `pad_sequences(maxlen=256)`;
+* `keras_dataset_ids` (classification of IMDB and Reuters) = `keras.datasets.imdb/reuters.
+  load_data(num_words=10000)` + `pad_sequences(maxlen=256)`, from word ranks (`rank_words`
+  makes them from raw texts);
 * `TextVectorizer` (multimodal regression, section 3) = Keras
   `TextVectorization(max_tokens=5000, output_sequence_length=300)`.
 
-Both are fitted on the training texts only and give NumPy int64 arrays (N, length).
+The first and last are fitted on the training texts only. All give NumPy int64 arrays (N, length).
 """
 import re
 from collections import Counter
@@ -27,6 +30,10 @@ _ASCII_WHITESPACE = re.compile("[ \t\n\v\f\r]+")
 # WordTokenizer maps unknown words and words past num_words to this id, then removes
 # them. Its token is a single space, which can never be a word: words are split on spaces.
 _DROPPED_ID = 0
+
+# keras.datasets' imdb and reuters `load_data` defaults: every sequence starts with id 1,
+# the word of rank r (1 = the most frequent) has id r + 3, ids >= num_words become 2.
+KERAS_START_ID, KERAS_OOV_ID, KERAS_INDEX_FROM = 1, 2, 3
 
 
 class WordTokenizer:
@@ -86,6 +93,39 @@ class WordTokenizer:
         # same but builds an offsets tuple per word, several times slower.
         normalized = self._tokenizer.normalizer.normalize_str(text.lower())
         return [word for word in normalized.split(" ") if word]
+
+
+def rank_words(texts):
+    """Each text as an int64 array of word ranks, rank 1 the most frequent word over all
+    `texts` (ties: first seen first): the form of keras.datasets' imdb.npz and reuters.npz,
+    whose ranks are counted over the whole dataset. Words are split by `WordTokenizer`'s
+    (Keras Tokenizer's) rules; Keras never published the tokenization behind its files."""
+    normalizer = _make_tokenizer({}).normalizer
+    first_seen = {}  # word -> its number in order of first appearance
+    sequences = []
+    for text in texts:
+        words = [word for word in normalizer.normalize_str(text.lower()).split(" ") if word]
+        sequences.append(np.array([first_seen.setdefault(word, len(first_seen)) for word in words], dtype=np.int64))
+    counts = np.bincount(np.concatenate([np.zeros(0, np.int64), *sequences]), minlength=len(first_seen))
+    by_count = np.argsort(-counts, kind="stable")  # count descending, ties in order of first appearance
+    rank = np.empty_like(by_count)
+    rank[by_count] = np.arange(1, len(by_count) + 1)
+    return [rank[sequence] for sequence in sequences]
+
+
+def keras_dataset_ids(ranks, num_words=10000, maxlen=256):
+    """keras.datasets' `load_data(num_words)` + `pad_sequences(maxlen)` on word-rank sequences:
+    id 1 in front, each rank + 3, ids >= num_words replaced by 2 (kept, not dropped), then
+    truncated and padded at the FRONT to maxlen with 0. (N, maxlen) int64."""
+    if num_words <= KERAS_OOV_ID:
+        raise ValueError(f"num_words must be more than {KERAS_OOV_ID}, the out-of-vocabulary id; got {num_words}")
+    out = np.zeros((len(ranks), maxlen), dtype=np.int64)
+    for row, sequence in zip(out, ranks):
+        ids = np.concatenate([[KERAS_START_ID], np.asarray(sequence, dtype=np.int64) + KERAS_INDEX_FROM])
+        ids[ids >= num_words] = KERAS_OOV_ID
+        ids = ids[-maxlen:]  # keep the end
+        row[-len(ids):] = ids  # zeros in front
+    return out
 
 
 def _make_tokenizer(vocab):

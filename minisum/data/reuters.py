@@ -17,7 +17,8 @@ of space co ... reuter 3", the body of NEWID 2560 without its title and with its
 closing "&#3;" kept as "3". `keras_split` is Keras' own shuffle and 80/20 cut; applied
 to the wires in NEWID order, its first training wire is that same NEWID 2560 and its
 per-topic training counts equal Keras' `np.bincount(y_train)`: the same split.
-Keras' word ids cannot be rebuilt byte for byte; the texts go through our own tokenizer.
+Keras' word ranks cannot be rebuilt byte for byte (its tokenization is unpublished):
+keras_text.rank_words ranks the words of these texts over the 11,228 wires instead.
 """
 import re
 import tarfile
@@ -136,29 +137,20 @@ def keras_split(n, test_split=0.2, seed=113):
     return indices[:cut], indices[cut:]
 
 
-def read_keras_reuters_npz(npz_path, word_index_path):
-    """(texts, labels) from Keras' own `reuters.npz` and `reuters_word_index.json`.
-
-    The file stores each wire as raw word ranks (x) and a label (y); `load_data` adds
-    3 to every rank (0 pad, 1 start, 2 out-of-vocabulary), which is why Keras decodes its
-    output with `index - 3`. We read the raw ranks, so rank r is the word whose index
-    is r. Ranks missing from the index are dropped. Loading needs `allow_pickle` (the
-    rows are ragged): only open a reuters.npz you trust.
+def read_keras_reuters_npz(npz_path):
+    """(ranks, labels) from Keras' own `reuters.npz`, used as it is: each wire an int64
+    array of raw word ranks (x), and its label (y). `keras_split` then splits them as
+    `load_data` does, and keras_text.keras_dataset_ids adds the start id and the offset.
+    Loading needs `allow_pickle` (the rows are ragged): only open a reuters.npz you trust.
     """
-    import json
-
-    try:
-        with open(word_index_path, encoding="utf-8") as f:
-            word_index = json.load(f)
-    except (OSError, ValueError) as error:
-        raise UserError(f"{word_index_path}: cannot read the word index ({error})") from None
-    words = {rank: word for word, rank in word_index.items()}
     try:
         with np.load(npz_path, allow_pickle=True) as f:
             xs, ys = f["x"], f["y"]
     except (OSError, ValueError, KeyError) as error:
         raise UserError(f"{npz_path}: not a Keras reuters.npz with arrays x and y ({error})") from None
-    if len(xs) != len(ys):
-        raise UserError(f"{npz_path}: {len(xs)} sequences but {len(ys)} labels")
-    texts = [" ".join(words[int(r)] for r in x if int(r) in words) for x in xs]
-    return texts, np.asarray(ys, dtype=np.int64)
+    labels = np.asarray(ys, dtype=np.int64)
+    if len(xs) != len(labels):
+        raise UserError(f"{npz_path}: {len(xs)} sequences but {len(labels)} labels")
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(KERAS_TOPIC_NAMES)):
+        raise UserError(f"{npz_path}: labels must lie in 0..{len(KERAS_TOPIC_NAMES) - 1}")
+    return [np.asarray(x, dtype=np.int64) for x in xs], labels

@@ -1,7 +1,9 @@
 """The two document classifiers of the paper's classification benchmark (PAPER.md section 2).
 
 Both read (B, T) word ids and return logits: (B, C) for C classes, (B, 1) for a binary
-task (one sigmoid unit). Initialisation is Keras' default, as in the reference.
+task (one sigmoid unit). Initialisation is Keras' default, as in the reference; the
+attention kernels' Glorot fans are Keras 2.12's (the reference's pin), or Keras 3's with
+attention_init "keras3" (minisum/nn/attention.py).
 
     summation:  x * (pos + 1) -> Dense(relu, no bias) -> sum over T -> Dense(C)
     attention:  x + pos -> 4-head attention (key size 256) -> mean over T -> Dense(C)
@@ -33,11 +35,12 @@ class SummationClassifier(Module):
 
 
 class AttentionClassifier(Module):
-    def __init__(self, vocab_size=10000, seq_len=256, d_model=256, n_classes=2, n_heads=4, head_dim=256):
+    def __init__(self, vocab_size=10000, seq_len=256, d_model=256, n_classes=2, n_heads=4, head_dim=256,
+                 attention_init="keras"):
         check_sizes(vocab_size, seq_len, d_model, n_classes)
         self.embedding = Embedding(vocab_size, d_model, init_style="keras")
         self.pos = init.normal((seq_len, d_model), std=0.02)
-        self.attention = MultiHeadAttention(d_model, n_heads, head_dim=head_dim, init_style="keras")
+        self.attention = MultiHeadAttention(d_model, n_heads, head_dim=head_dim, init_style=attention_init)
         self.head = Dense(d_model, output_units(n_classes))
 
     def forward(self, ids):

@@ -9,6 +9,9 @@ Each numeric feature has its own branch Dense(256, relu) -> Dense(256, relu).
                        outputs are added -> Dense -> Dense; text + numbers added in one
                        256-d latent -> head
     head:              Dense(256, relu) -> Dense(64, relu) -> Dropout(0.2) -> Dense(1)
+
+Keras initialisation; the attention kernels' Glorot fans are Keras 2.12's (the reference's
+pin), or Keras 3's with attention_init "keras3" (minisum/nn/attention.py).
 """
 from minisum import checks, ops
 from minisum.nn import Dense, Dropout, Embedding, LayerNorm, Module, ModuleList, MultiHeadAttention, Sequential
@@ -32,12 +35,13 @@ def branch_outputs(branches, numbers):
 
 
 class AttentionFusionRegressor(Module):
-    def __init__(self, vocab_size, seq_len=300, d_model=256, n_features=4, n_heads=4, head_dim=64, dropout=0.2):
+    def __init__(self, vocab_size, seq_len=300, d_model=256, n_features=4, n_heads=4, head_dim=64, dropout=0.2,
+                 attention_init="keras"):
         checks.sizes(vocab_size=vocab_size, seq_len=seq_len, d_model=d_model, n_features=n_features)
         checks.real("dropout", dropout, minimum=0, below=1)
         self.embedding = Embedding(vocab_size, d_model, init_style="keras")
         self.pos = init.normal((seq_len, d_model), std=0.02)
-        self.attention = MultiHeadAttention(d_model, n_heads, head_dim=head_dim, init_style="keras")
+        self.attention = MultiHeadAttention(d_model, n_heads, head_dim=head_dim, init_style=attention_init)
         self.norm = LayerNorm(d_model, eps=KERAS_LAYER_NORM_EPS)
         self.branches = numeric_branches(n_features, d_model)
         self.head = regression_head(d_model * (1 + n_features), dropout)

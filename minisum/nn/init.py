@@ -39,7 +39,21 @@ def torch_linear(out_features, in_features):
     return uniform((out_features, in_features), bound), uniform((out_features,), bound)
 
 
-def keras_dense(out_features, in_features):
-    """Keras Dense: Glorot uniform weight, limit sqrt(6 / (fan_in + fan_out)); zero bias."""
-    limit = math.sqrt(6 / (in_features + out_features))
+def keras_dense(out_features, in_features, fans=None):
+    """Keras Dense: Glorot uniform weight, limit sqrt(6 / (fan_in + fan_out)); zero bias.
+
+    fans (fan_in, fan_out) default to (in_features, out_features); Keras 2.12's attention
+    kernels have others (`keras2_fans`)."""
+    fan_in, fan_out = fans or (in_features, out_features)
+    limit = math.sqrt(6 / (fan_in + fan_out))
     return uniform((out_features, in_features), limit), zeros((out_features,))
+
+
+def keras2_fans(kernel_shape):
+    """Keras 2.12's `compute_fans` for a kernel of 3 or more dimensions, written for
+    convolutions: receptive field = prod(shape[:-2]), fan_in = shape[-2] * field,
+    fan_out = shape[-1] * field. Its MultiHeadAttention kernels are such 3-D shapes:
+    q/k/v (d, heads, key) and output (heads, key, d), so their fans are not d and
+    heads * key (Keras 3 counts them so: `keras_dense`'s default)."""
+    field = math.prod(kernel_shape[:-2])
+    return kernel_shape[-2] * field, kernel_shape[-1] * field

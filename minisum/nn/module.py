@@ -98,12 +98,15 @@ class ReLU(Module):
 
 
 class Linear(Module):
-    """y = x W^T + b, weight stored (out, in) as PyTorch does; `init` "torch" or "keras"."""
+    """y = x W^T + b, weight stored (out, in) as PyTorch does; `init` "torch" or "keras"
+    (Glorot fans `keras_fans`, default (in, out): see init.keras_dense)."""
 
-    def __init__(self, in_features, out_features, bias=True, init_style="torch"):
+    def __init__(self, in_features, out_features, bias=True, init_style="torch", keras_fans=None):
         checks.sizes(in_features=in_features, out_features=out_features)
-        make = init.torch_linear if init_style == "torch" else init.keras_dense
-        self.weight, b = make(out_features, in_features)
+        if init_style == "torch":
+            self.weight, b = init.torch_linear(out_features, in_features)
+        else:
+            self.weight, b = init.keras_dense(out_features, in_features, keras_fans)
         if bias:
             self.bias = b
 
