@@ -8,7 +8,6 @@ should do neither: the GPU then runs ahead while Python queues the next step.
 import gzip
 import importlib
 import json
-import linecache
 from pathlib import Path
 
 import numpy as np
@@ -83,9 +82,6 @@ def test_to_numpy_of_a_device_array_is_a_host_copy():
 
 
 # ----- what a training step costs the GPU ----------------------------------------------------
-KNOWN_SYNC = ("minisum/ops/losses.py", "int(self.keep.sum())")  # CrossEntropy's count of kept rows
-
-
 def per_step(step, cupy, steps=3):
     """Host syncs and host-to-device copies per call of step(), after one warm-up call (which
     makes the optimizer state), and where they happened."""
@@ -95,14 +91,6 @@ def per_step(step, cupy, steps=3):
     for _ in range(steps):
         step()
     return counts.syncs / steps, counts.to_device / steps, dict(counts.where)
-
-
-def only_the_known_sync(where):
-    """True when every sync is the cross-entropy's `int(keep.sum())`, which the fused
-    cross-entropy work removes: then the test is an expected failure, reported as such."""
-    places = [place.rsplit(":", 1) for kind, place in where if kind == "syncs"]
-    return bool(places) and all(Path(file).as_posix().endswith(KNOWN_SYNC[0])
-                                and KNOWN_SYNC[1] in linecache.getline(file, int(line)) for file, line in places)
 
 
 def lm_step(mixer, cupy):
@@ -162,9 +150,6 @@ def test_a_training_step_copies_nothing_to_the_device(name):
 def test_a_training_step_never_waits_for_the_device(name):
     with emulated_gpu() as cupy:
         syncs, _, where = per_step(STEPS[name](cupy), cupy)
-    if syncs == 1 and only_the_known_sync(where):
-        pytest.xfail("CrossEntropy.forward syncs once per step (int(keep.sum())); the fused "
-                     "cross-entropy work removes it")
     assert syncs == 0, f"host syncs per step: {syncs}, at {where}"
 
 

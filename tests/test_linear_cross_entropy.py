@@ -1,5 +1,5 @@
 """The fused output layer + cross-entropy (ops/linear_cross_entropy.py): gradient checks, the
-composite twin, padding, chunking, and the language model's loss built on it."""
+composite twin, padding, chunking, the GPU's host syncs, and the language model's loss built on it."""
 import importlib
 
 import numpy as np
@@ -7,10 +7,11 @@ import pytest
 
 import minisum
 from minisum import Tensor, no_grad, ops
+from minisum.backend import get_array_module
 from minisum.gradcheck import gradcheck
 from minisum.models import LanguageModel
 from minisum.ops import composite
-from conftest import to_float64
+from conftest import emulated_gpu, on_device, to_float64, to_host
 
 pytestmark = pytest.mark.needs_engine  # autograd and the small ops of the twin
 
@@ -22,15 +23,15 @@ PAD = 0
 @pytest.fixture(params=["kept rows", "all rows"])
 def rows(request, monkeypatch):
     """Both ways of skipping pads: NumPy gathers the kept rows; CuPy computes every row and
-    weights the pads 0 (exercised here on NumPy)."""
+    weights the pads 0 (exercised here on NumPy too)."""
     if request.param == "all rows":
-        monkeypatch.setattr(fused_module, "rows_to_compute", lambda keep: np.arange(keep.size))
+        monkeypatch.setattr(fused_module, "rows_to_compute", lambda keep: get_array_module(keep).arange(keep.size))
     return request.param
 
 
 def problem(rng, batch=2, length=5, features=4, vocab=7):
-    """Float64 x (B, T, C), W (V, C), b (V,) and targets with pads; one row's logits are large
-    (a missing max-shift would overflow), and three targets are the argmax (hits)."""
+    """Float64 x (B, T, C), W (V, C), b (V,) and targets with pads, on the host; one row's logits
+    are large (a missing max-shift would overflow), and three targets are the argmax (hits)."""
     x = rng.standard_normal((batch, length, features))
     x[0, -1] *= 300
     weight, bias = rng.standard_normal((vocab, features)), rng.standard_normal(vocab)
@@ -41,59 +42,67 @@ def problem(rng, batch=2, length=5, features=4, vocab=7):
     return x, weight, bias, targets
 
 
+def leaves(*arrays):
+    return [Tensor(on_device(a), requires_grad=True) for a in arrays]
+
+
 @pytest.mark.parametrize("chunk_rows", [None, 1, 3])  # one chunk; one row at a time; an uneven last chunk
 def test_gradients_by_central_differences(chunk_rows, rows, rng):
     x, weight, bias, targets = problem(rng)
     x[0, -1] /= 300  # finite differences need moderate logits
+    targets = on_device(targets)
     gradcheck(lambda *a: ops.linear_cross_entropy(*a, targets, ignore_index=PAD, chunk_rows=chunk_rows)[0],
-              *(Tensor(a, requires_grad=True) for a in (x, weight, bias)))
+              *leaves(x, weight, bias))
 
 
 @pytest.mark.parametrize("ignore_index", [None, PAD])
 @pytest.mark.parametrize("chunk_rows", [None, 2, 3])
 def test_matches_the_composite_twin(ignore_index, chunk_rows, rows, rng, monkeypatch):
     monkeypatch.setattr(fused_module, "VOCAB_SLICE", 3)  # dW in slices of 3, 3 and 1 of the 7 words
-    x, weight, bias, targets = arrays = problem(rng)
-    fused_inputs = [Tensor(a.copy(), requires_grad=True) for a in arrays[:3]]
-    twin_inputs = [Tensor(a.copy(), requires_grad=True) for a in arrays[:3]]
-    loss, hits = ops.linear_cross_entropy(*fused_inputs, targets, ignore_index=ignore_index, chunk_rows=chunk_rows)
-    twin_loss, twin_hits = composite.linear_cross_entropy_composite(*twin_inputs, targets, ignore_index=ignore_index)
-    np.testing.assert_allclose(loss.data, twin_loss.data, rtol=1e-12)
+    x, weight, bias, targets = problem(rng)
+    fused_inputs, twin_inputs = leaves(x, weight, bias), leaves(x, weight, bias)
+    loss, hits = ops.linear_cross_entropy(*fused_inputs, on_device(targets), ignore_index=ignore_index,
+                                          chunk_rows=chunk_rows)
+    twin_loss, twin_hits = composite.linear_cross_entropy_composite(*twin_inputs, on_device(targets),
+                                                                    ignore_index=ignore_index)
+    np.testing.assert_allclose(to_host(loss), to_host(twin_loss), rtol=1e-12)
     counted = targets != PAD if ignore_index == PAD else True
-    assert int(hits) == int(twin_hits) == ((x @ weight.T + bias).argmax(-1) == targets)[counted].sum()
-    upstream = np.array(rng.standard_normal())
+    assert int(to_host(hits)) == int(to_host(twin_hits)) == ((x @ weight.T + bias).argmax(-1) == targets)[counted].sum()
+    upstream = on_device(rng.standard_normal())
     loss.backward(upstream)
     twin_loss.backward(upstream)
     for name, a, b in zip(["x", "weight", "bias"], fused_inputs, twin_inputs):
-        np.testing.assert_allclose(a.grad, b.grad, rtol=1e-10, atol=1e-13, err_msg=f"gradient of {name}")
+        np.testing.assert_allclose(to_host(a.grad), to_host(b.grad), rtol=1e-10, atol=1e-13,
+                                   err_msg=f"gradient of {name}")
 
 
 def test_pad_rows_get_no_gradient_and_no_hits(rows, rng):
     x, weight, bias, targets = problem(rng)
-    x, weight, bias = (Tensor(a, requires_grad=True) for a in (x, weight, bias))
-    loss, _ = ops.linear_cross_entropy(x, weight, bias, targets, ignore_index=PAD)
+    inputs = leaves(x, weight, bias)
+    loss, _ = ops.linear_cross_entropy(*inputs, on_device(targets), ignore_index=PAD)
     loss.backward()
-    assert np.all(x.grad[targets == PAD] == 0) and np.all(x.grad[targets != PAD] != 0)
+    gx = to_host(inputs[0].grad)
+    assert np.all(gx[targets == PAD] == 0) and np.all(gx[targets != PAD] != 0)
 
-    all_pad = np.full_like(targets, PAD)
-    loss, hits = ops.linear_cross_entropy(x, weight, bias, all_pad, ignore_index=PAD)
-    x.grad = weight.grad = bias.grad = None
+    for t in inputs:
+        t.grad = None
+    loss, hits = ops.linear_cross_entropy(*inputs, on_device(np.full_like(targets, PAD)), ignore_index=PAD)
     loss.backward()
-    assert loss.item() == 0.0 and int(hits) == 0
-    assert not x.grad.any() and not weight.grad.any() and not bias.grad.any()
+    assert loss.item() == 0.0 and int(to_host(hits)) == 0
+    assert not any(to_host(t.grad).any() for t in inputs)
 
 
 def test_no_grad_gives_the_same_loss_and_hits(rng):
-    x, weight, bias, targets = problem(rng)
+    x, weight, bias, targets = (on_device(a) for a in problem(rng))
     loss, hits = ops.linear_cross_entropy(Tensor(x, requires_grad=True), weight, bias, targets, ignore_index=PAD)
     with no_grad():
         eval_loss, eval_hits = ops.linear_cross_entropy(x, weight, bias, targets, ignore_index=PAD)
-    assert eval_loss.item() == loss.item() and int(eval_hits) == int(hits)
+    assert eval_loss.item() == loss.item() and int(to_host(eval_hits)) == int(to_host(hits))
     assert eval_loss.creator is None
 
 
 def test_a_second_backward_says_why_it_cannot(rng):
-    x, weight, bias, targets = problem(rng)
+    x, weight, bias, targets = (on_device(a) for a in problem(rng))
     loss, _ = ops.linear_cross_entropy(Tensor(x, requires_grad=True), weight, bias, targets)
     loss.backward()
     with pytest.raises(RuntimeError, match="once per forward"):
@@ -101,9 +110,30 @@ def test_a_second_backward_says_why_it_cannot(rng):
 
 
 def test_features_that_do_not_fit_the_weight_are_named(rng):
-    x, weight, bias, targets = problem(rng)
+    x, weight, bias, targets = (on_device(a) for a in problem(rng))
     with pytest.raises(ValueError, match=r"last axis must be 4"):
         ops.linear_cross_entropy(x[..., :3], weight, bias, targets)
+
+
+def test_on_the_gpu_it_never_waits_for_the_device(rng):
+    """The emulated GPU counts host syncs: none in the forward and backward, and the same
+    numbers as on the host (every row computed there, the pads weighted 0)."""
+    x, weight, bias, targets = problem(rng)
+    host = [Tensor(a, requires_grad=True) for a in (x, weight, bias)]
+    loss, hits = ops.linear_cross_entropy(*host, targets, ignore_index=PAD, chunk_rows=3)
+    loss.backward()
+    with emulated_gpu() as cupy:
+        device = [Tensor(cupy.asarray(a), requires_grad=True) for a in (x, weight, bias)]
+        device_targets = cupy.asarray(targets)
+        cupy._emulation.counts.reset()
+        device_loss, device_hits = ops.linear_cross_entropy(*device, device_targets, ignore_index=PAD, chunk_rows=3)
+        device_loss.backward()
+        syncs = cupy._emulation.counts.syncs
+        results = [cupy.asnumpy(a) for a in (device_loss.data, device_hits, *(t.grad for t in device))]
+    assert syncs == 0
+    for name, ours, theirs in zip(["loss", "hits", "x", "weight", "bias"], results,
+                                  [loss.data, hits, *(t.grad for t in host)]):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-15, err_msg=name)
 
 
 @pytest.mark.parametrize("mixer", ["summation", "hybrid"])
@@ -113,18 +143,18 @@ def test_language_model_loss_equals_the_unfused_path(mixer):
     model = to_float64(LanguageModel(vocab_size=11, d_model=8, n_layers=2, n_heads=2, max_len=8, mixer=mixer))
     ids = np.random.default_rng(0).integers(1, 11, (3, 7))
     ids[1, -3:] = PAD
-    inputs, targets = ids[:, :-1], ids[:, 1:]
+    inputs, targets = on_device(ids[:, :-1]), on_device(ids[:, 1:])
 
     logits = model(inputs)
     unfused = ops.cross_entropy(logits, targets, ignore_index=PAD)
     unfused.backward()
-    expected = {name: p.grad.copy() for name, p in model.named_parameters()}
-    unfused_hits = ((logits.data.argmax(-1) == targets) & (targets != PAD)).sum()
+    expected = {name: to_host(p.grad).copy() for name, p in model.named_parameters()}
+    unfused_hits = ((to_host(logits).argmax(-1) == ids[:, 1:]) & (ids[:, 1:] != PAD)).sum()
     model.zero_grad()
 
     loss, hits = model.loss(inputs, targets, pad_id=PAD)
     loss.backward()
     np.testing.assert_allclose(loss.item(), unfused.item(), rtol=1e-12)
-    assert int(hits) == int(unfused_hits)
+    assert int(to_host(hits)) == unfused_hits
     for name, p in model.named_parameters():
-        np.testing.assert_allclose(p.grad, expected[name], rtol=1e-9, atol=1e-12, err_msg=name)
+        np.testing.assert_allclose(to_host(p.grad), expected[name], rtol=1e-9, atol=1e-12, err_msg=name)
