@@ -37,6 +37,12 @@ TOLERANCE = 1e-9  # float64 on both sides: round-off only
 
 
 @pytest.fixture(autouse=True)
+def on_the_host():
+    """Keras computes on the host here, and so does minisum, whatever device the suite runs on."""
+    minisum.set_device("cpu")
+
+
+@pytest.fixture(autouse=True)
 def keras_float64(monkeypatch):
     """Keras in float64. Its type promotion turns every 64-bit result into 32-bit (as JAX does
     by default; a matmul of two float64 arrays gives float32), so that rule is switched off."""
