@@ -2,8 +2,12 @@
 
 Written atomically (a temporary file in the same folder, then a rename), so a crash
 mid-write leaves the previous checkpoint intact. Read with allow_pickle=False: the config
-is stored as JSON text, so a checkpoint from a stranger cannot run code.
+is stored as JSON text, so a checkpoint from a stranger cannot run code. Every field a
+script reads from it is read inside `fields_of(path)`, which turns a missing or wrongly
+typed field into one line instead of a traceback.
 """
+import contextlib
+import hashlib
 import json
 import os
 import zipfile
@@ -15,21 +19,24 @@ from minisum.backend import to_numpy
 from minisum.errors import UserError
 
 
-def save_checkpoint(path, model, optimizer=None, config=None, step=0, extra=None):
-    """Write everything needed to resume: model/*, optim/*, config (JSON), step, extra (JSON)."""
-    arrays = {f"model/{k}": v for k, v in model.state_dict().items()}
+def save_checkpoint(path, model, optimizer=None, config=None, step=0, extra=None, arrays=None):
+    """Write everything needed to resume: model/*, optim/*, config (JSON), step, extra (JSON),
+    and any further named `arrays` (arrays/*, e.g. the best weights so far)."""
+    entries = {f"model/{k}": v for k, v in model.state_dict().items()}
     if optimizer is not None:
-        arrays.update({f"optim/{k}": to_numpy(v) if hasattr(v, "shape") else np.asarray(v)
-                       for k, v in optimizer.state_dict().items()})
-    arrays["config"] = np.asarray(json.dumps(config or {}))
-    arrays["extra"] = np.asarray(json.dumps(extra or {}))
-    arrays["step"] = np.asarray(step)
+        entries.update({f"optim/{k}": to_numpy(v) if hasattr(v, "shape") else np.asarray(v)
+                        for k, v in optimizer.state_dict().items()})
+    entries.update({f"arrays/{k}": to_numpy(v) for k, v in (arrays or {}).items()})
+    entries["config"] = np.asarray(json.dumps(config or {}))
+    entries["extra"] = np.asarray(json.dumps(extra or {}))
+    entries["step"] = np.asarray(step)
     with atomic_open(path, "wb") as f:
-        np.savez(f, **arrays)
+        np.savez(f, **entries)
 
 
 def read_checkpoint(path):
-    """The raw contents: {"model": {...}, "optim": {...}, "config": dict, "extra": dict, "step": int}."""
+    """The raw contents: {"model": {...}, "optim": {...}, "arrays": {...}, "config": dict, "extra": dict,
+    "step": int}."""
     if not os.path.exists(path):
         raise UserError(f"checkpoint {path} does not exist")
     try:
@@ -37,19 +44,41 @@ def read_checkpoint(path):
         if not isinstance(data, np.lib.npyio.NpzFile):  # a plain .npy array
             raise ValueError("it holds a single array, not an .npz archive")
         with data:
-            arrays = {k: data[k] for k in data.files}
+            entries = {k: data[k] for k in data.files}
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
         raise UserError(f"checkpoint {path} is unreadable (truncated or not a minisum checkpoint): {err}") from None
     for key in ("config", "step"):
-        if key not in arrays:
+        if key not in entries:
             raise UserError(f"checkpoint {path} has no {key!r} entry: not a minisum checkpoint")
-    return {
-        "model": {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")},
-        "optim": {k[len("optim/"):]: v for k, v in arrays.items() if k.startswith("optim/")},
-        "config": json.loads(str(arrays["config"])),
-        "extra": json.loads(str(arrays["extra"])) if "extra" in arrays else {},
-        "step": int(arrays["step"]),
-    }
+    with fields_of(path):
+        config = json.loads(str(entries["config"]))
+        extra = json.loads(str(entries["extra"])) if "extra" in entries else {}
+        if not isinstance(config, dict) or not isinstance(extra, dict):
+            raise TypeError("its config and extra must be JSON objects")
+        return {
+            "model": _prefixed(entries, "model/"),
+            "optim": _prefixed(entries, "optim/"),
+            "arrays": _prefixed(entries, "arrays/"),
+            "config": config,
+            "extra": extra,
+            "step": int(entries["step"]),
+        }
+
+
+def _prefixed(entries, prefix):
+    return {k[len(prefix):]: v for k, v in entries.items() if k.startswith(prefix)}
+
+
+@contextlib.contextmanager
+def fields_of(path):
+    """Reading fields of checkpoint `path` inside this block: a missing or malformed field is a
+    UserError naming the checkpoint, never a traceback."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as err:
+        what = f"no field {err}" if isinstance(err, KeyError) else str(err)
+        raise UserError(f"checkpoint {path} is malformed ({what}): not a checkpoint of this script, or damaged; "
+                        "use another checkpoint or train again") from None
 
 
 def load_checkpoint(path, model, optimizer=None):
@@ -59,6 +88,21 @@ def load_checkpoint(path, model, optimizer=None):
         model.load_state_dict(ckpt["model"])
         if optimizer is not None and ckpt["optim"]:
             optimizer.load_state_dict(ckpt["optim"])
-    except ValueError as err:
+    except (ValueError, KeyError, TypeError) as err:
         raise UserError(f"checkpoint {path} does not fit this model: {err}") from None
     return ckpt
+
+
+def fingerprint(text):
+    """A short hash of a tokenizer's or vocabulary's text, recorded in each checkpoint: a model is
+    only meaningful with the ids it was trained on."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def check_fingerprint(ckpt, path, expected, what):
+    """One line when checkpoint `path` was trained with another tokenizer or vocabulary."""
+    with fields_of(path):
+        saved = ckpt["config"]["fingerprint"]
+    if saved != expected:
+        raise UserError(f"checkpoint {path} was trained with another {what} (fingerprint {saved}, this one "
+                        f"{expected}): use the {what} of its run, or train again")

@@ -1,9 +1,9 @@
-"""What the three training scripts share: the error guard, the device, progress, reports.
+"""What the three training scripts share: the error guard, the device, batches, progress, reports.
 
-`run_main(main)` turns a UserError into one line on stderr and exit status 2, and Ctrl-C
-into exit status 130 after the script has saved what it had.
+`run_main(main)` turns every way a run can end short into one line on stderr and its exit
+status: a user error 2, a model that diverged 3 (after the others finished and everything
+was saved), Ctrl-C 130 and SIGTERM 143 (after the script saved a checkpoint).
 """
-import argparse
 import json
 import os
 import platform
@@ -15,6 +15,9 @@ import numpy as np
 from minisum import backend
 from minisum.atomic import atomic_open
 from minisum.errors import UserError
+from minisum.meter import Diverged
+
+EXIT_USER_ERROR, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
 
 
 def run_main(main):
@@ -23,17 +26,13 @@ def run_main(main):
         main()
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        sys.exit(130)
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse whose errors are UserErrors: a bad flag gives one line, like every other bad input."""
-
-    def error(self, message):
-        raise UserError(f"{message} (see --help)")
+        sys.exit(EXIT_USER_ERROR)
+    except Diverged as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(EXIT_DIVERGED)
+    except KeyboardInterrupt as err:  # signals.Stopped carries the status of its signal
+        print("interrupted", file=sys.stderr)
+        sys.exit(getattr(err, "exit_code", EXIT_INTERRUPTED))
 
 
 def setup_device(name, seed):
@@ -59,6 +58,13 @@ def index_batches(n, batch_size, order=None):
     in the given `order` (e.g. a shuffled permutation) or 0..n-1."""
     order = range(n) if order is None else order
     return [order[start:start + batch_size] for start in range(0, n, batch_size)]
+
+
+def to_device_batch(*arrays):
+    """Arrays of one shape (a batch's inputs and targets) on the device, in one copy."""
+    if backend.get_device() == "cpu":
+        return arrays
+    return tuple(backend.to_device(np.stack(arrays)))
 
 
 def pyplot():
@@ -92,12 +98,16 @@ def synchronize():
 
 
 class Timer:
-    """with Timer() as t: ...;  t.seconds (synchronised with the GPU)."""
+    """with Timer() as t: ...;  t.seconds (synchronised with the GPU at both ends); t.elapsed() inside."""
 
     def __enter__(self):
         synchronize()
         self.start = time.perf_counter()
         return self
+
+    def elapsed(self):
+        """Seconds since the start, without waiting for the GPU (for progress reports)."""
+        return time.perf_counter() - self.start
 
     def __exit__(self, *exc):
         synchronize()

@@ -24,7 +24,7 @@ from minisum import runtime
 from minisum.models import LanguageModel
 from minisum.ops import cross_entropy
 from minisum.checkpoint import read_checkpoint
-from minisum.data.gpt2_tokenizer import load_tokenizer
+from minisum.data.gpt2_tokenizer import load_tokenizer, read_tokenizer
 from minisum.representation import layer_cosine, participation_ratio, pca_2d
 
 pytestmark = pytest.mark.needs_engine  # every test here runs code of several tasks
@@ -94,13 +94,12 @@ def test_variants_start_from_the_same_embeddings():
     np.testing.assert_array_equal(first["attention"], first["hybrid"])
 
 
-def test_meter_follows_the_paper_definitions():
+def test_metrics_follow_the_paper_definitions():
     # Loss: the mean of the batch losses. Accuracy: argmax hits over the non-pad targets.
-    pad = 0
     meter = train_lm.Meter()
-    meter.add(1.0, 2, np.array([[1, 1, 1, pad]]), pad)  # 3 real targets, 2 hits
-    meter.add(3.0, 0, np.array([[2, 1]]), pad)  # 2 real targets, no hit
-    metrics = meter.metrics()
+    meter.add(np.float32(1.0), hits=np.int64(2), count=3)  # 3 real targets, 2 hits
+    meter.add(np.float32(3.0), hits=np.int64(0), count=2)  # 2 real targets, no hit
+    metrics = train_lm.metrics(meter.read())
     assert metrics["loss"] == 2.0 and metrics["ppl"] == pytest.approx(math.exp(2.0))
     assert metrics["acc"] == pytest.approx(2 / 5)
 
@@ -127,8 +126,9 @@ def test_saved_gpt2_tokenizer_gives_gpt2_ids(tmp_path):
     if not gpt2_dir.is_dir():
         pytest.skip("no GPT-2 tokenizer files in ../shared/data")
     original = load_tokenizer("gpt2", str(gpt2_dir))
-    train_lm.save_tokenizer(original, tmp_path / "tokenizer.json")
-    saved = train_lm.read_tokenizer(tmp_path / "tokenizer.json", "gpt2")
+    original.save(tmp_path / "tokenizer.json")
+    saved = read_tokenizer(tmp_path / "tokenizer.json", "gpt2")
+    assert saved.fingerprint() == original.fingerprint()
     text = (FIXTURES / "wiki.valid.tokens").read_text(encoding="utf-8") + " <|endoftext|> héllo"
     assert saved.encode(text) == original.encode(text)
     assert saved.encode(" the") == [262] and (saved.vocab_size, saved.pad_id) == (50257, 50256)
@@ -199,23 +199,28 @@ def test_sigint_exits_130_with_a_checkpoint(tmp_path):
 
 
 def test_a_diverging_model_stops_alone_and_keeps_its_last_good_checkpoint(tmp_path, monkeypatch, capsys):
-    real = train_lm.train_epoch
+    real = train_lm.lm_train_step
 
-    def poison_summation_in_epoch_2(model, *args):
-        if args[-2] == "summation epoch 2/2":  # the progress label
+    def poison_summation_in_epoch_2(model, optimizer, *args):
+        if model.config["mixer"] == "summation" and optimizer.step_count == 5:  # epoch 2's first step
             model.output_projection.bias.data[:] = np.nan
-        return real(model, *args)
+        return real(model, optimizer, *args)
 
-    monkeypatch.setattr(train_lm, "train_epoch", poison_summation_in_epoch_2)
-    train(tmp_path, "--models", "summation,hybrid", "--epochs", "2")
+    monkeypatch.setattr(train_lm, "lm_train_step", poison_summation_in_epoch_2)
+    with pytest.raises(SystemExit) as exit_info:
+        runtime.run_main(lambda: train(tmp_path, "--models", "summation,hybrid", "--epochs", "2"))
+    assert exit_info.value.code == runtime.EXIT_DIVERGED
     report = results(tmp_path)["models"]
     assert report["summation"]["status"] == "diverged" and len(report["summation"]["epochs"]) == 1
     assert report["hybrid"]["status"] == "finished" and len(report["hybrid"]["epochs"]) == 2
     kept = read_checkpoint(tmp_path / "summation.npz")
     assert len(kept["extra"]["record"]["epochs"]) == 1
     assert all(np.isfinite(w).all() for w in kept["model"].values())
-    err = capsys.readouterr().err
-    assert "summation" in err and "nan" in err and "last good checkpoint (epoch 1)" in err
+    captured = capsys.readouterr()
+    assert "summation" in captured.err and "nan" in captured.err and "last good checkpoint (epoch 1)" in captured.err
+    assert captured.err.strip().splitlines()[-1].startswith("error: summation diverged")
+    table_row = next(line for line in captured.out.splitlines() if line.startswith("summation  diverged"))
+    assert "diverged" in table_row and table_row.split()[4] == "-"  # no metric reported from it
 
 
 # ----- generation and analysis ----------------------------------------------------------
@@ -251,20 +256,20 @@ def fail(argv, capsys):
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--models", "attention,transformer"], "unknown model 'transformer' in --models; choose from attention, "
+    (["--models", "attention,transformer"], "argument --models: unknown 'transformer'; choose from attention, "
                                            "summation, hybrid"),
-    (["--models", "hybrid,hybrid"], "names a model twice"),
+    (["--models", "hybrid,hybrid"], "give distinct names"),
     (["--dataset", "wikitext103"], "choose one of wikitext2, cmu_books, imdb, ag_news"),
     (["--d-model", "30", "--heads", "4"], "--d-model 30 is not divisible by --heads 4"),
-    (["--context", "1"], "--context must be at least 2"),
-    (["--epochs", "0"], "--epochs must be at least 1"),
-    (["--lr", "-1"], "--lr must be > 0"),
-    (["--epochs", "two"], "invalid int value: 'two'"),
-    (["--tokenizer", "gpt2", "--tokenizer-dir", "{empty}"], "must hold GPT-2's vocab.json and merges.txt"),
+    (["--context", "1"], "argument --context: must be at least 2, got 1"),
+    (["--epochs", "0"], "argument --epochs: must be positive, got 0"),
+    (["--lr", "-1"], "argument --lr: must be positive, got -1"),
+    (["--epochs", "two"], "argument --epochs: 'two' is not a whole number"),
     (["--tokenizer", "words"], "unknown tokenizer 'words'"),
-    (["--data-dir", "{empty}"], "wiki.train.raw"),
     (["--resume"], "nothing to resume"),
     (["--generate", "The game"], "no checkpoint"),
+    ([], "holds another run (results.json): continue it with --resume, choose another --out-dir, or add "
+         "--overwrite"),
 ])
 def test_bad_input_fails_in_one_line_and_writes_nothing(tmp_path, capsys, extra, message):
     empty = tmp_path / "empty"
@@ -281,7 +286,7 @@ def test_bad_input_fails_in_one_line_and_writes_nothing(tmp_path, capsys, extra,
 def test_resume_with_other_flags_names_them(run, tmp_path, capsys):
     out_dir = copy_run(run, tmp_path)
     status, err = fail(TINY + ["--out-dir", str(out_dir), "--resume", "--d-model", "32"], capsys)
-    assert status == 2 and "trained with --d-model 16, this run asks for 32" in err
+    assert status == 2 and "was made with --d-model 16, not 32: drop --d-model to continue it" in err
     assert (out_dir / "attention.npz").read_bytes() == (run / "attention.npz").read_bytes()
 
 

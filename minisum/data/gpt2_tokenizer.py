@@ -10,6 +10,8 @@ output layer, for quick runs. Both pad with `<|endoftext|>`, as the reference do
 from dataclasses import dataclass
 from pathlib import Path
 
+from minisum.atomic import atomic_open
+from minisum.checkpoint import fingerprint
 from minisum.errors import UserError
 
 END_OF_TEXT = "<|endoftext|>"
@@ -38,6 +40,29 @@ class LMTokenizer:
         # Keep <|endoftext|> visible: it is real text for the model, not markup to hide.
         return self.backend.decode([int(i) for i in ids], skip_special_tokens=False)
 
+    def fingerprint(self) -> str:
+        """A short hash of the whole tokenizer: checkpoints record it, to be used with the same ids."""
+        return fingerprint(self.backend.to_str())
+
+    def save(self, path) -> None:
+        """Write the tokenizer as JSON, atomically (a bpe:N tokenizer is learned from the data: keep it)."""
+        with atomic_open(path, "w", encoding="utf-8") as f:
+            f.write(self.backend.to_str())
+
+
+def read_tokenizer(path, name: str) -> LMTokenizer:
+    """The tokenizer that `LMTokenizer.save` wrote to `path`; `name` is its spec (gpt2, bpe:N)."""
+    from tokenizers import Tokenizer
+
+    try:
+        backend = Tokenizer.from_file(str(path))
+    except Exception as err:  # the Rust loader raises plain Exception for unreadable files
+        raise UserError(f"cannot read the tokenizer {path}: {err}") from None
+    if backend.token_to_id(END_OF_TEXT) is None:
+        raise UserError(f"the tokenizer {path} has no {END_OF_TEXT} token: not one that train_lm.py saved")
+    return LMTokenizer(name=name, vocab_size=backend.get_vocab_size(), pad_id=backend.token_to_id(END_OF_TEXT),
+                       backend=backend)
+
 
 def load_tokenizer(
     spec: str, tokenizer_dir: str | None = None, train_texts: list[str] | None = None
@@ -54,6 +79,15 @@ def load_tokenizer(
     return LMTokenizer(
         name=spec, vocab_size=backend.get_vocab_size(), pad_id=backend.token_to_id(END_OF_TEXT), backend=backend
     )
+
+
+def vocabulary_size(spec: str) -> int:
+    """The number of tokens tokenizer `spec` will have (bpe:N: at most N), checked before any data is read."""
+    if spec == "gpt2":
+        return GPT2_END_OF_TEXT_ID + 1
+    if spec.startswith("bpe:"):
+        return _bpe_size(spec)
+    raise UserError(f"unknown tokenizer {spec!r}; use gpt2 or bpe:N (a byte-level BPE of N tokens, e.g. bpe:4000)")
 
 
 def _bpe_size(spec: str) -> int:

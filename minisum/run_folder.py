@@ -1,0 +1,124 @@
+"""A run folder belongs to its run.
+
+A script claims its --out-dir after checking its flags and before it reads any data,
+and writes nothing yet:
+- the folder must be creatable and writable: tried (a temporary file made and removed), not guessed;
+- a folder that holds another run's files is refused without --resume, in one line naming
+  them and the choices: --resume, another --out-dir, or --overwrite, which moves them into
+  a subfolder `earlier-run-N` (nothing is ever deleted);
+- --resume reads the run's own flags from its run.json: flags not given take the run's
+  values, flags given must agree (except those `Resumable` allows to change, like --epochs).
+"""
+import fnmatch
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from minisum.errors import UserError
+from minisum.runtime import write_json
+
+FLAGS_FILE = "run.json"
+# Never taken from the saved run: what this invocation asks for, and where.
+NOT_SAVED = {"resume", "overwrite", "out_dir", "device", "explicit", "analyze", "generate", "checkpoint",
+             "max_new_tokens", "temperature", "top_k"}
+
+
+def flag(key):
+    return "--" + key.replace("_", "-")
+
+
+class RunFolder:
+    """The folder of one run. `patterns`: the names (fnmatch patterns) of the files a run of
+    this script writes there; anything else in the folder is the user's and is left alone."""
+
+    def __init__(self, path, patterns):
+        self.path, self.patterns = Path(path), (FLAGS_FILE, *patterns)
+
+    def run_files(self):
+        if not self.path.is_dir():
+            return []
+        return sorted(entry.name for entry in self.path.iterdir()
+                      if entry.is_file() and any(fnmatch.fnmatch(entry.name, p) for p in self.patterns))
+
+    def adopt_flags(self, args, fixed):
+        """On --resume: the run's saved flags for those not given; a given flag in `fixed` must agree."""
+        if not args.resume:
+            return
+        if not (self.path / FLAGS_FILE).is_file():
+            raise UserError(f"nothing to resume in {self.path}: it has no {FLAGS_FILE} (the flags a run "
+                            "saves when it starts); run without --resume")
+        adopt_saved_flags(args, self.read_flags(), fixed, self.path)
+
+    def claim(self, args):
+        """Check, before anything is written, that the folder can be this run's."""
+        self._check_writable()
+        found = self.run_files()
+        if found and not args.resume and not args.overwrite:
+            shown = ", ".join(found[:4]) + (f" and {len(found) - 4} more" if len(found) > 4 else "")
+            raise UserError(f"--out-dir {self.path} holds another run ({shown}): continue it with --resume, "
+                            "choose another --out-dir, or add --overwrite to move its files aside")
+
+    def _check_writable(self):
+        existing = self.path
+        while not existing.exists():  # the nearest folder that exists is where ours would be made
+            existing = existing.parent
+        if not existing.is_dir():
+            raise UserError(f"--out-dir {self.path}: {existing} exists and is not a folder")
+        try:
+            with tempfile.TemporaryDirectory(dir=existing, prefix=".minisum-write-test-"):
+                pass
+        except OSError as err:
+            where = "write in" if existing == self.path else f"create {self.path} in"
+            raise UserError(f"--out-dir: cannot {where} {existing} ({err.strerror}); choose another --out-dir") from None
+
+    def read_flags(self):
+        path = self.path / FLAGS_FILE
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(saved, dict) or not isinstance(saved.get("flags"), dict):
+                raise ValueError("no 'flags' object")
+        except (OSError, ValueError) as err:
+            raise UserError(f"{path} is unreadable ({err}): not the flags of a run; run without --resume "
+                            "in another --out-dir") from None
+        return saved["flags"]
+
+    def open(self, args):
+        """Make the folder, move an earlier run aside on --overwrite, and record the run's flags
+        (once, when it starts: --resume keeps them)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        if args.overwrite and not args.resume:
+            self._move_aside()
+        if not args.resume:
+            flags = {key: value for key, value in vars(args).items() if key not in NOT_SAVED}
+            write_json(self.path / FLAGS_FILE, {"flags": flags})
+
+    def _move_aside(self):
+        found = self.run_files()
+        if not found:
+            return
+        number = 1
+        while (self.path / f"earlier-run-{number}").exists():
+            number += 1
+        aside = self.path / f"earlier-run-{number}"
+        aside.mkdir()
+        for name in found:
+            os.replace(self.path / name, aside / name)
+        print(f"--overwrite: the earlier run's files are now in {aside}")
+
+
+def adopt_saved_flags(args, saved, fixed, where):
+    """The run's saved flags for every flag not given; a given flag in `fixed` must agree."""
+    for key, value in saved.items():
+        if key in NOT_SAVED or not hasattr(args, key):
+            continue
+        ours = getattr(args, key)
+        if key not in args.explicit:
+            setattr(args, key, value)
+        elif key in fixed and ours != value and not (isinstance(ours, tuple) and list(ours) == value):
+            raise UserError(f"the run in {where} was made with {flag(key)} {_show(value)}, not {_show(ours)}: "
+                            f"drop {flag(key)} to continue it, or start a new run in another --out-dir")
+
+
+def _show(value):
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
