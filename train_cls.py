@@ -10,25 +10,36 @@ and how much faster summation is, beside the paper's numbers.
     python train_cls.py --dataset ag_news --data-dir ../shared/data/ag_news --resplit 0.2
     python train_cls.py --quick --data-dir ../shared/data/20newsgroups    # a few minutes on 2 cores
     python train_cls.py --dataset reuters --data-dir ../shared/data --seq-len 512 --device gpu
+    python train_cls.py --dataset imdb --resume                         # continue that run, its own flags
 
-Every protocol choice is a flag whose default is the paper's value. Writes
-<out-dir>/<dataset>/results.json (after every epoch) and curves.png. docs/train_cls.md
+Every protocol choice is a flag whose default is the paper's value. The run owns
+<out-dir>/<dataset>/ and writes there run.json (its flags), results.json (after every
+epoch), <model>.npz (a checkpoint per model after every epoch) and curves.png. Ctrl-C or
+SIGTERM saves a checkpoint after the current batch (exit 130 or 143); --resume continues
+from it. A model whose loss diverges stops alone (exit 3 at the end). docs/train_cls.md
 says what differs from the paper.
 """
-import argparse
-import os
+import json
 import statistics
+import sys
+from pathlib import Path
 
 import numpy as np
 
 import minisum
-from minisum import backend, runtime
+from minisum import arguments, backend, memory, runtime
+from minisum.arguments import SEED, at_least, between, names, positive
+from minisum.checkpoint import fingerprint
 from minisum.data.classification_sources import CLS_DATASETS, load_classification
 from minisum.data.keras_text import KERAS_OOV_ID, WordTokenizer, keras_dataset_ids
 from minisum.errors import UserError
+from minisum.meter import Diverged, Meter, check_parameters, untrained_limit
 from minisum.models import AttentionClassifier, SummationClassifier
 from minisum.ops import binary_cross_entropy_with_logits, cross_entropy
 from minisum.optim import KERAS_ADAM_EPS, AdamW, clip_grad_value
+from minisum.run_checkpoint import Progress, read_progress, restore, save_progress
+from minisum.run_folder import RunFolder, run_flags
+from minisum.signals import StopRequest
 
 MODELS = ("summation", "attention")
 
@@ -45,46 +56,18 @@ PAPER_SPEEDUP = "6-18x (up to ~18x at 512 tokens)"
 # win. With 10-20x fewer steps than the paper's 20 full epochs, lr 1e-4 stays far from
 # converged (0.22 on 20 Newsgroups after 10 epochs of 2,000 texts), hence 1e-3.
 QUICK = dict(train_limit=4000, test_limit=2000, epochs=6, seq_len=128, d_model=64, head_dim=64, lr=1e-3)
-
-
-def positive(kind):
-    def parse(text):
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-        return value
-    return parse
-
-
-def non_negative_int(text):
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
-
-
-def fraction(text):
-    value = float(text)
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must lie strictly between 0 and 1, got {text}")
-    return value
-
-
-def model_list(text):
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in MODELS]
-    if unknown or not names or len(set(names)) != len(names):
-        raise argparse.ArgumentTypeError(f"{text!r}: give distinct names among {', '.join(MODELS)}, comma-separated")
-    return names
+MAY_CHANGE_ON_RESUME = ("epochs", "models", "quick", "data_dir")
+RUN_FILES = ("results.json", "curves.png", "*.npz")
 
 
 def parse_args(argv=None):
-    p = runtime.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = arguments.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", choices=CLS_DATASETS, default="20newsgroups")
     p.add_argument("--data-dir", help="folder with the dataset's files (or ../shared/data itself); "
                                       "default: the Hugging Face hub")
-    p.add_argument("--models", type=model_list, default=list(MODELS), help="default: summation,attention")
-    p.add_argument("--vocab-size", type=positive(int), default=10000, help="Keras Tokenizer num_words")
+    p.add_argument("--models", type=names(MODELS), default=list(MODELS), help="default: summation,attention")
+    p.add_argument("--vocab-size", type=at_least(2), default=10000, help="Keras Tokenizer num_words; at least 2 "
+                                                                          "(id 0 is padding, words start at 1)")
     p.add_argument("--seq-len", type=positive(int), default=256, help="pad/truncate at the front to this")
     p.add_argument("--d-model", type=positive(int), default=256, help="embedding size")
     p.add_argument("--heads", type=positive(int), default=4, help="attention heads")
@@ -95,24 +78,32 @@ def parse_args(argv=None):
     p.add_argument("--lr", type=positive(float), default=1e-4, help="Adam learning rate")
     p.add_argument("--clip-value", type=positive(float), default=1.0, help="clip each gradient entry to +-this")
     p.add_argument("--epochs", type=positive(int), default=20)
-    p.add_argument("--train-limit", type=non_negative_int, help="train on a random subset of N texts (0: all)")
-    p.add_argument("--test-limit", type=non_negative_int, help="validate on a random subset of N texts (0: all)")
-    p.add_argument("--resplit", type=fraction, help="pool train and test and split again, this fraction for "
-                                                    "testing (AG News, whose local train file is partial)")
+    p.add_argument("--train-limit", type=at_least(0), help="train on a random subset of N texts (0: all)")
+    p.add_argument("--test-limit", type=at_least(0), help="validate on a random subset of N texts (0: all)")
+    p.add_argument("--resplit", type=between(0, 1, closed_low=False), help="pool train and test and split again, "
+                   "this fraction for testing (AG News, whose local train file is partial)")
     p.add_argument("--quick", action="store_true", help="preset: " + ", ".join(f"{k}={v}" for k, v in QUICK.items()))
-    p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
-    p.add_argument("--seed", type=int, default=0, help="initialisation, batch order, --*-limit subsets, --resplit")
-    p.add_argument("--out-dir", default="runs/cls", help="results go to OUT_DIR/DATASET/")
+    p.add_argument("--seed", type=SEED, default=0, help="initialisation, batch order, --*-limit subsets, --resplit")
+    arguments.add_run_flags(p, "runs/cls")
     args = p.parse_args(argv)
     if args.quick:  # parse again with the preset as defaults, so explicit flags override it
         p.set_defaults(**QUICK)
         args = p.parse_args(argv)
-    if args.vocab_size < 2:
-        raise UserError("--vocab-size must be at least 2: id 0 is padding, words start at 1")
-    args.run_dir = os.path.join(args.out_dir, args.dataset)
-    if os.path.exists(args.run_dir) and not os.path.isdir(args.run_dir):
-        raise UserError(f"--out-dir: {args.run_dir} exists and is not a folder")
     return args
+
+
+def settle_args(args):
+    """On --resume, the run's saved flags for those not given; the device, the run folder and
+    the memory a step needs, all checked before any data is read. Returns the run folder."""
+    folder = RunFolder(Path(args.out_dir) / args.dataset, RUN_FILES)
+    folder.adopt_flags(args, MAY_CHANGE_ON_RESUME)
+    runtime.setup_device(arguments.device(args), args.seed)
+    folder.claim(args)
+    shapes = {"embeddings": (args.batch_size, args.seq_len, args.d_model)}
+    if "attention" in args.models:
+        shapes["attention scores"] = (args.batch_size, args.heads, args.seq_len, args.seq_len)
+    memory.check_fits(shapes, "lower --batch-size, --seq-len or --d-model")
+    return folder
 
 
 # ----- data ------------------------------------------------------------------------------
@@ -165,25 +156,35 @@ def load_data(args):
     if empty_train or empty_test:
         # Kept, as all-padding rows, like the reference does (e.g. 20 Newsgroups posts that were all quote).
         notes.append(f"{empty_train} training and {empty_test} test texts have no word in the vocabulary "
-                     "and are kept (all padding, or the start id alone for IMDB and Reuters), as in the reference")
+                     "and are kept as all-padding rows, as in the reference")
+    used = sorted((i, word) for word, i in tokenizer.word_index.items() if i < args.vocab_size)
     info = {"classes": list(data.class_names), "n_train": len(x_train), "n_test": len(x_test),
-            "words_seen": words_seen, "empty_train": empty_train, "empty_test": empty_test,
-            "files": data.files, "notes": notes}
+            "words_seen": len(tokenizer.word_index), "empty_train": empty_train, "empty_test": empty_test,
+            "files": data.files, "notes": notes, "vocabulary": fingerprint(" ".join(word for _, word in used))}
     return x_train, train_labels, x_test, test_labels, info
 
 
 # ----- training --------------------------------------------------------------------------
 
+def model_config(name, args, n_classes):
+    config = dict(vocab_size=args.vocab_size, seq_len=args.seq_len, d_model=args.d_model, n_classes=n_classes)
+    return config if name == "summation" else dict(config, n_heads=args.heads, head_dim=args.head_dim)
+
+
 def build_model(name, args, n_classes):
     backend.seed(args.seed)  # the same initial draws whatever the order of --models
-    if name == "summation":
-        return SummationClassifier(args.vocab_size, args.seq_len, args.d_model, n_classes)
-    return AttentionClassifier(args.vocab_size, args.seq_len, args.d_model, n_classes, args.heads, args.head_dim,
-                               attention_init=args.attention_init)
+    kind = SummationClassifier if name == "summation" else AttentionClassifier
+    return kind(**model_config(name, args, n_classes))
+
+
+def checkpoint_config(name, args, info):
+    return {"model": model_config(name, args, len(info["classes"])), "run": run_flags(args),
+            "fingerprint": info["vocabulary"], "fingerprint_of": "vocabulary (the data or its flags changed)"}
 
 
 def loss_and_hits(logits, labels):
-    """Mean loss and the number of correct predictions for a batch of int labels (B,).
+    """Mean loss and the number of correct predictions for a batch of int labels (B,), both
+    on the device.
 
     One logit per row: a binary task, sigmoid + binary cross-entropy, class 1 when the
     logit is positive. Otherwise softmax cross-entropy and the argmax.
@@ -196,62 +197,84 @@ def loss_and_hits(logits, labels):
     else:
         loss = cross_entropy(logits, labels)
         predicted = logits.data.argmax(axis=1)
-    return loss, int(xp.sum(predicted == labels))
+    return loss, xp.sum(predicted == labels)
 
 
-def train_epoch(model, optimizer, x, y, args, rng, desc):
-    """One pass over the shuffled training set; returns (mean loss, accuracy)."""
+def train_model(name, args, data, info, folder, stop, progress, on_epoch):
+    """Train model `name` up to args.epochs from `progress` (its checkpoint's, or a fresh one),
+    filling progress.record, its part of results.json, and calling on_epoch() after each epoch."""
+    x_train, y_train, x_test, y_test = data  # on the device
+    path, record = folder.path / f"{name}.npz", progress.record
+    model = build_model(name, args, len(info["classes"]))
+    # Keras' Adam: epsilon 1e-7, no weight decay.
+    optimizer = AdamW(model.parameters(), lr=args.lr, eps=KERAS_ADAM_EPS, weight_decay=0.0)
+    rng = np.random.default_rng(args.seed)  # the same batches for every model
     params = model.parameters()
-    total_loss, hits = 0.0, 0
-    steps = runtime.index_batches(len(x), args.batch_size, rng.permutation(len(x)))
-    for idx in runtime.progress(steps, total=len(steps), desc=desc):
-        labels = backend.to_device(y[idx])
-        loss, batch_hits = loss_and_hits(model(minisum.tensor(x[idx])), labels)
-        optimizer.zero_grad()
-        loss.backward()
-        clip_grad_value(params, args.clip_value)  # Keras' clipvalue
-        optimizer.step()
-        total_loss += loss.item() * len(idx)
-        hits += batch_hits
-    return total_loss / len(x), hits / len(x)
+    config, limit = checkpoint_config(name, args, info), untrained_limit(len(info["classes"]))
+    if progress.done >= args.epochs:
+        record["status"] = "finished"
+        print(f"{name}: finished ({progress.done} epochs), nothing to resume")
+        return
+    if progress.epoch_rng is not None:
+        restore(path, model, optimizer, progress)
+        rng.bit_generator.state = progress.epoch_rng
+    record.update(parameters=model.num_parameters(), status="training")
+    print(f"{name}: {record['parameters']:,} parameters")
+
+    for epoch in range(progress.done + 1, args.epochs + 1):
+        progress.epoch_rng, meter = rng.bit_generator.state, progress.meter()
+        steps = runtime.index_batches(len(x_train), args.batch_size, backend.to_device(rng.permutation(len(x_train))))
+        model.train()
+        with runtime.Timer() as train_time:
+            for idx in runtime.progress(steps[meter.batches:], total=len(steps) - meter.batches,
+                                        desc=f"{name} {epoch}/{args.epochs}"):
+                loss, hits = loss_and_hits(model(minisum.tensor(x_train[idx])), y_train[idx])  # forward, loss
+                optimizer.zero_grad()
+                loss.backward()
+                clip_grad_value(params, args.clip_value)  # Keras' clipvalue
+                optimizer.step()
+                meter.add(loss.data, weight=len(idx), hits=hits, count=len(idx))
+                if stop.signum:
+                    break
+        signum = stop.signum  # read once: the state saved is the state this read saw
+        meter.seconds += train_time.seconds
+        meter.read(limit)  # the epoch's one read of the device's sums, and the divergence check
+        if signum and meter.batches < len(steps):  # stopped mid-epoch: save the epoch's progress, then stop
+            check_parameters(params)
+            record["status"], progress.partial = "interrupted", meter.state()
+            save_progress(path, model, optimizer, config, progress)
+            print(f"{name}: stopped in epoch {epoch} after {meter.batches} batches; checkpoint {path}; "
+                  "continue with --resume", file=sys.stderr)
+            raise stop.stopped()
+        model.eval()
+        with runtime.Timer() as inference_time:
+            val = evaluate(model, x_test, y_test, args.batch_size).read(limit)
+        check_parameters(params)
+        record["history"].append({"epoch": epoch, "loss": meter.loss, "accuracy": meter.accuracy,
+                                  "val_loss": val.loss, "val_accuracy": val.accuracy,
+                                  "train_seconds": meter.seconds, "inference_seconds": inference_time.seconds})
+        summarise(record)
+        record["status"] = "finished" if epoch == args.epochs else "interrupted" if signum else "training"
+        progress.epoch_rng, progress.partial = rng.bit_generator.state, None
+        save_progress(path, model, optimizer, config, progress)
+        print(f"{name} epoch {epoch}/{args.epochs}: loss {meter.loss:.4f} acc {meter.accuracy:.4f} | "
+              f"val loss {val.loss:.4f} val acc {val.accuracy:.4f} | "
+              f"train {meter.seconds:.1f}s, inference {inference_time.seconds:.2f}s", flush=True)
+        on_epoch()
+        if signum:
+            print(f"{name}: stopped after epoch {epoch}; continue with --resume", file=sys.stderr)
+            raise stop.stopped()
+    record["status"] = "finished"
 
 
 def evaluate(model, x, y, batch_size):
-    """(mean loss, accuracy) over the whole split, without building a graph."""
-    total_loss, hits = 0.0, 0
+    """A Meter of the loss and accuracy over the whole split, without building a graph."""
+    meter = Meter()
     with minisum.no_grad():
         for idx in runtime.index_batches(len(x), batch_size):
-            loss, batch_hits = loss_and_hits(model(minisum.tensor(x[idx])), backend.to_device(y[idx]))
-            total_loss += loss.item() * len(idx)
-            hits += batch_hits
-    return total_loss / len(x), hits / len(x)
-
-
-def train_model(name, args, data, n_classes, result, on_epoch):
-    """Train model `name` for args.epochs, filling `result` and calling on_epoch() after each epoch."""
-    x_train, y_train, x_test, y_test = data
-    model = build_model(name, args, n_classes)
-    # Keras' Adam: epsilon 1e-7 added to sqrt(v), no weight decay.
-    optimizer = AdamW(model.parameters(), lr=args.lr, eps=KERAS_ADAM_EPS, weight_decay=0.0, eps_style="keras")
-    rng = np.random.default_rng(args.seed)  # the same batches for every model
-    result.update(parameters=model.num_parameters(), history=[])
-    print(f"{name}: {result['parameters']:,} parameters")
-    for epoch in range(1, args.epochs + 1):
-        model.train()
-        with runtime.Timer() as train_time:
-            loss, accuracy = train_epoch(model, optimizer, x_train, y_train, args, rng,
-                                         desc=f"{name} {epoch}/{args.epochs}")
-        model.eval()
-        with runtime.Timer() as inference_time:
-            val_loss, val_accuracy = evaluate(model, x_test, y_test, args.batch_size)
-        result["history"].append({"epoch": epoch, "loss": loss, "accuracy": accuracy, "val_loss": val_loss,
-                                  "val_accuracy": val_accuracy, "train_seconds": train_time.seconds,
-                                  "inference_seconds": inference_time.seconds})
-        print(f"{name} epoch {epoch}/{args.epochs}: loss {loss:.4f} acc {accuracy:.4f} | "
-              f"val loss {val_loss:.4f} val acc {val_accuracy:.4f} | "
-              f"train {train_time.seconds:.1f}s, inference {inference_time.seconds:.2f}s", flush=True)
-        summarise(result)
-        on_epoch()
+            loss, hits = loss_and_hits(model(minisum.tensor(x[idx])), y[idx])
+            meter.add(loss.data, weight=len(idx), hits=hits, count=len(idx))
+    return meter
 
 
 def summarise(result):
@@ -264,11 +287,19 @@ def summarise(result):
                   inference_seconds=statistics.median(h["inference_seconds"] for h in history))
 
 
+def drop_best(result):
+    """A diverged model reports no best metric (its history keeps the epochs before it diverged)."""
+    for key in ("best_val_accuracy", "best_epoch", "train_seconds_per_epoch", "inference_seconds"):
+        result.pop(key, None)
+    result["status"] = "diverged"
+
+
 # ----- report ----------------------------------------------------------------------------
 
 def speedup(results):
     """How many times faster summation trains and infers than attention (None without both)."""
-    if not {"summation", "attention"} <= results.keys():
+    finished = {name for name, r in results.items() if "best_val_accuracy" in r}
+    if not {"summation", "attention"} <= finished:
         return None
     s, a = results["summation"], results["attention"]
     return {"train": a["train_seconds_per_epoch"] / s["train_seconds_per_epoch"],
@@ -280,6 +311,9 @@ def print_summary(args, results):
     print(f"\n{args.dataset}: best validation accuracy (paper's in brackets)")
     print(f"{'model':<10} {'accuracy':>15} {'epoch':>5} {'parameters':>11} {'train s/epoch':>13} {'inference s':>11}")
     for name, r in results.items():
+        if "best_val_accuracy" not in r:
+            print(f"{name:<10} {r.get('status', 'no epoch'):>15}")
+            continue
         print(f"{name:<10} {r['best_val_accuracy']:>7.4f} ({paper[name]:.2f}) {r['best_epoch']:>5} "
               f"{r['parameters']:>11,} {r['train_seconds_per_epoch']:>13.2f} {r['inference_seconds']:>11.2f}")
     gain = speedup(results)
@@ -310,32 +344,65 @@ def plot_curves(path, results, dataset):
     plt.close(fig)
 
 
+def earlier_records(folder, args):
+    """On --resume, the records of results.json, so that models not named this time keep theirs."""
+    path = folder.path / "results.json"
+    if not args.resume or not path.is_file():
+        return {}
+    try:
+        return dict(json.loads(path.read_text(encoding="utf-8"))["models"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise UserError(f"cannot resume: {path} is unreadable ({err}); move it away to start its results "
+                        "afresh") from None
+
+
 def main(argv=None):
     """Run the benchmark; returns what results.json holds."""
     args = parse_args(argv)
-    runtime.setup_device(args.device, args.seed)
+    folder = settle_args(args)
     x_train, y_train, x_test, y_test, info = load_data(args)
     n_classes = len(info["classes"])
     print(f"{args.dataset}: {info['n_train']:,} training and {info['n_test']:,} test texts, {n_classes} classes, "
           f"length {args.seq_len}, vocabulary {args.vocab_size:,} ({info['words_seen']:,} words seen)")
     for note in info["notes"]:
         print(f"note: {note}")
+    results = earlier_records(folder, args)
+    progress = {}  # every checkpoint is checked before the first batch
+    for name in args.models:
+        config = checkpoint_config(name, args, info)
+        fixed = [key for key in config["run"] if key not in MAY_CHANGE_ON_RESUME]
+        progress[name] = (read_progress(folder.path / f"{name}.npz", config, fixed, epochs_key="history")
+                          or Progress(record={"history": []}, epoch_rng=None, epochs_key="history"))
+        results[name] = progress[name].record
 
-    config = {k: v for k, v in vars(args).items() if k != "run_dir"}
-    results = {}
-    report = {"config": config, "data": info, "models": results, "hardware": runtime.hardware_info()}
-    results_path = os.path.join(args.run_dir, "results.json")
+    folder.open(args)  # every check has passed: from here on the run folder is written
+    report = {"config": {**run_flags(args), "device": backend.get_device()}, "data": info, "models": results,
+              "hardware": runtime.hardware_info()}
+    results_path = folder.path / "results.json"
 
     def save():  # after every epoch, so an interrupted run keeps what it did
         report["speedup"] = speedup(results)
         runtime.write_json(results_path, report)
 
-    for name in args.models:
-        results[name] = {}
-        train_model(name, args, (x_train, y_train, x_test, y_test), n_classes, results[name], save)
+    data = tuple(backend.to_device(a) for a in (x_train, y_train, x_test, y_test))  # once, not per batch
+    diverged = []
+    with StopRequest() as stop:
+        for name in args.models:
+            try:
+                train_model(name, args, data, info, folder, stop, progress[name], save)
+            except Diverged as err:
+                drop_best(results[name])
+                diverged.append(name)
+                print(f"{name}: {err} in epoch {len(results[name]['history']) + 1}; stopped training this model "
+                      "(a lower --lr may help); its last good checkpoint is kept", file=sys.stderr)
+            finally:
+                save()
     print_summary(args, results)
-    plot_curves(os.path.join(args.run_dir, "curves.png"), results, args.dataset)
+    plot_curves(folder.path / "curves.png", results, args.dataset)
     print(f"wrote {results_path} and curves.png")
+    if diverged:
+        raise Diverged(f"{', '.join(diverged)} diverged (see above); no best accuracy is reported from "
+                       f"{'it' if len(diverged) == 1 else 'them'}; the other results are in {results_path}")
     return report
 
 

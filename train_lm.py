@@ -61,6 +61,7 @@ QUICK = dict(tokenizer="bpe:4096", train_samples=2000, valid_samples=200, contex
 # Flags that must not change between a run and its --resume (the epochs may grow, the models vary).
 RESUME_KEYS = ("dataset", "tokenizer", "train_samples", "valid_samples", "context", "batch_size", "lr",
                "d_model", "layers", "heads", "weight_decay", "seed")
+MAY_CHANGE_ON_RESUME = ("epochs", "models", "quick", "data_dir", "tokenizer_dir")
 RUN_FILES = ("results.json", "tokenizer.json", "loss_curves.png", "representations.png", "*.npz")
 LOG_EVERY = 50  # batches between reads of the running loss (each read waits for the GPU)
 
@@ -122,7 +123,7 @@ def settle_args(args, folder):
     """On --resume, the run's saved flags for those not given; then every check that needs no
     data. Nothing is read or written yet."""
     if args.generate is None:
-        folder.adopt_flags(args, fixed=RESUME_KEYS)
+        folder.adopt_flags(args, MAY_CHANGE_ON_RESUME)
     elif "models" not in args.explicit and (folder.path / "run.json").is_file():
         args.models = folder.read_flags().get("models", args.models)  # --generate samples the run's first model
     if args.dataset not in LM_DATASETS:

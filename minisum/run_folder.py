@@ -7,7 +7,7 @@ and writes nothing yet:
   them and the choices: --resume, another --out-dir, or --overwrite, which moves them into
   a subfolder `earlier-run-N` (nothing is ever deleted);
 - --resume reads the run's own flags from its run.json: flags not given take the run's
-  values, flags given must agree (except those `Resumable` allows to change, like --epochs).
+  values, flags given must agree (except those the script lets change, like --epochs).
 """
 import fnmatch
 import json
@@ -41,14 +41,15 @@ class RunFolder:
         return sorted(entry.name for entry in self.path.iterdir()
                       if entry.is_file() and any(fnmatch.fnmatch(entry.name, p) for p in self.patterns))
 
-    def adopt_flags(self, args, fixed):
-        """On --resume: the run's saved flags for those not given; a given flag in `fixed` must agree."""
+    def adopt_flags(self, args, may_change):
+        """On --resume: the run's saved flags for those not given; a given flag must agree
+        unless it is in `may_change`."""
         if not args.resume:
             return
         if not (self.path / FLAGS_FILE).is_file():
             raise UserError(f"nothing to resume in {self.path}: it has no {FLAGS_FILE} (the flags a run "
                             "saves when it starts); run without --resume")
-        adopt_saved_flags(args, self.read_flags(), fixed, self.path)
+        adopt_saved_flags(args, self.read_flags(), may_change, self.path)
 
     def claim(self, args):
         """Check, before anything is written, that the folder can be this run's."""
@@ -90,8 +91,7 @@ class RunFolder:
         if args.overwrite and not args.resume:
             self._move_aside()
         if not args.resume:
-            flags = {key: value for key, value in vars(args).items() if key not in NOT_SAVED}
-            write_json(self.path / FLAGS_FILE, {"flags": flags})
+            write_json(self.path / FLAGS_FILE, {"flags": run_flags(args)})
 
     def _move_aside(self):
         found = self.run_files()
@@ -107,15 +107,20 @@ class RunFolder:
         print(f"--overwrite: the earlier run's files are now in {aside}")
 
 
-def adopt_saved_flags(args, saved, fixed, where):
-    """The run's saved flags for every flag not given; a given flag in `fixed` must agree."""
+def run_flags(args):
+    """The flags that define a run: what run.json, results.json and its checkpoints record."""
+    return {key: value for key, value in vars(args).items() if key not in NOT_SAVED}
+
+
+def adopt_saved_flags(args, saved, may_change, where):
+    """The run's saved flags for every flag not given; a given flag must agree unless in `may_change`."""
     for key, value in saved.items():
         if key in NOT_SAVED or not hasattr(args, key):
             continue
         ours = getattr(args, key)
         if key not in args.explicit:
             setattr(args, key, value)
-        elif key in fixed and ours != value and not (isinstance(ours, tuple) and list(ours) == value):
+        elif key not in may_change and ours != value and not (isinstance(ours, tuple) and list(ours) == value):
             raise UserError(f"the run in {where} was made with {flag(key)} {_show(value)}, not {_show(ours)}: "
                             f"drop {flag(key)} to continue it, or start a new run in another --out-dir")
 

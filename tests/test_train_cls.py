@@ -213,11 +213,11 @@ def test_limits_resplit_and_single_model(tmp_path):
     assert list(report["models"]) == ["attention"] and report["speedup"] is None
     folder = imdb_dir(tmp_path)
     report = train_cls.main(["--dataset", "imdb", "--data-dir", str(folder), "--train-limit", "3",
-                             "--test-limit", "1", "--out-dir", str(tmp_path), *TINY, "--epochs", "1"])
+                             "--test-limit", "1", "--out-dir", str(tmp_path / "a"), *TINY, "--epochs", "1"])
     assert (report["data"]["n_train"], report["data"]["n_test"]) == (3, 1)
     # --quick limits the texts; 0 lifts the limit again
     report = train_cls.main(["--quick", "--dataset", "imdb", "--data-dir", str(folder), "--train-limit", "0",
-                             "--test-limit", "2", "--out-dir", str(tmp_path), *TINY, "--epochs", "1"])
+                             "--test-limit", "2", "--out-dir", str(tmp_path / "b"), *TINY, "--epochs", "1"])
     assert (report["data"]["n_train"], report["data"]["n_test"]) == (6, 2)
 
 
@@ -252,7 +252,7 @@ def only_punctuation(tmp_path):
 
 BAD_INPUT = {
     "unknown dataset": (lambda tmp: ["--dataset", "mnist"], ["invalid choice", "imdb", "20newsgroups", "reuters"]),
-    "unknown model": (lambda tmp: ["--models", "summation,lstm"], ["summation,lstm", "attention"]),
+    "unknown model": (lambda tmp: ["--models", "summation,lstm"], ["'lstm'", "attention"]),
     "zero epochs": (lambda tmp: ["--epochs", "0"], ["--epochs", "positive"]),
     "one-word vocabulary": (lambda tmp: ["--vocab-size", "1"], ["--vocab-size", "at least 2"]),
     "missing files": (lambda tmp: ["--dataset", "imdb", "--data-dir", str(tmp)], ["train.jsonl.gz"]),
