@@ -19,7 +19,6 @@ SIGTERM saves a checkpoint after the current batch (exit 130 or 143); --resume c
 from it. A model whose loss diverges stops alone (exit 3 at the end). docs/train_cls.md
 says what differs from the paper.
 """
-import json
 import statistics
 import sys
 from pathlib import Path
@@ -344,18 +343,6 @@ def plot_curves(path, results, dataset):
     plt.close(fig)
 
 
-def earlier_records(folder, args):
-    """On --resume, the records of results.json, so that models not named this time keep theirs."""
-    path = folder.path / "results.json"
-    if not args.resume or not path.is_file():
-        return {}
-    try:
-        return dict(json.loads(path.read_text(encoding="utf-8"))["models"])
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise UserError(f"cannot resume: {path} is unreadable ({err}); move it away to start its results "
-                        "afresh") from None
-
-
 def main(argv=None):
     """Run the benchmark; returns what results.json holds."""
     args = parse_args(argv)
@@ -366,7 +353,7 @@ def main(argv=None):
           f"length {args.seq_len}, vocabulary {args.vocab_size:,} ({info['words_seen']:,} words seen)")
     for note in info["notes"]:
         print(f"note: {note}")
-    results = earlier_records(folder, args)
+    results = folder.earlier_records(args)
     progress = {}  # every checkpoint is checked before the first batch
     for name in args.models:
         config = checkpoint_config(name, args, info)

@@ -25,7 +25,6 @@ Ctrl-C or SIGTERM saves a checkpoint at the end of the current batch (exit 130 o
 """
 import argparse
 import itertools
-import json
 import math
 import sys
 import time
@@ -427,18 +426,6 @@ def generate(args):
 
 # ----- main -----------------------------------------------------------------------------
 
-def earlier_records(folder, args):
-    """On --resume, the records of results.json, so that models not named this time keep theirs."""
-    path = folder.path / "results.json"
-    if not args.resume or not path.is_file():
-        return {}
-    try:
-        return dict(json.loads(path.read_text(encoding="utf-8"))["models"])
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise UserError(f"cannot resume: {path} is unreadable ({err}); move it away to start its results "
-                        "afresh") from None
-
-
 def main(argv=None):
     started = time.perf_counter()
     args = parse_args(argv)
@@ -448,7 +435,7 @@ def main(argv=None):
         return generate(args)
 
     tokenizer, train, valid = prepare_data(args, folder)
-    records = earlier_records(folder, args)
+    records = folder.earlier_records(args)
     progress = {}  # every checkpoint is checked before the first batch
     for name in args.models:
         saved = read_progress(folder.path / f"{name}.npz", checkpoint_config(name, args, tokenizer), RESUME_KEYS)

@@ -13,83 +13,86 @@ table whose target depends on both the text and the numbers (no download needed)
     python train_mm.py --synthetic 10000 --seq-len 32       # the paper's settings but 32 tokens (enough
                                                             # for these texts): minutes on a CPU
     python train_mm.py --data-file civil.csv --device gpu   # the paper's protocol on your Civil Comments copy
+    python train_mm.py --resume                             # continue the run in --out-dir, its own flags
 
 docs/train_mm.md has measured numbers.
 
-Writes results.json (config, metrics, per-epoch curves, timing, hardware) and
-results.png (validation curves, predicted vs true) to --out-dir.
+The run owns --out-dir and writes there run.json (its flags), results.json (config,
+metrics, per-epoch curves, timing, hardware; after every epoch), <model>.npz (a checkpoint
+of each neural model after every epoch) and results.png (validation curves, predicted vs
+true). Ctrl-C or SIGTERM saves a checkpoint after the current batch (exit 130 or 143);
+--resume continues from it. A model whose loss diverges stops alone (exit 3 at the end).
 """
-import math
-import os
+import json
 import sys
 import time
 
 import numpy as np
 
-from minisum import no_grad, ops, to_device, to_numpy
+from minisum import arguments, backend, memory, no_grad, ops, to_device, to_numpy
+from minisum.arguments import NON_NEGATIVE, SEED, at_least, between, names, positive
 from minisum.backend import seed as seed_everything
 from minisum.callbacks import EarlyStopping, ReduceLROnPlateau
+from minisum.checkpoint import fields_of, fingerprint
 from minisum.data import tabular
 from minisum.data.keras_text import TextVectorizer
 from minisum.data.synthetic_multimodal import make_synthetic_table
 from minisum.errors import UserError
+from minisum.meter import Diverged, Meter, check_parameters
 from minisum.models import AttentionFusionRegressor, SummationFusionRegressor
 from minisum.optim import KERAS_ADAM_EPS, AdamW
 from minisum.ridge import regression_metrics, ridge_fit, ridge_predict
-from minisum.runtime import (
-    ArgumentParser,
-    Timer,
-    hardware_info,
-    index_batches,
-    progress,
-    pyplot,
-    run_main,
-    setup_device,
-    write_json,
-)
+from minisum.run_checkpoint import Progress, read_progress, restore, save_progress
+from minisum.run_folder import RunFolder, run_flags
+from minisum.runtime import Timer, hardware_info, index_batches, progress, pyplot, run_main, setup_device, write_json
+from minisum.signals import StopRequest
 
 MODELS = ("ridge", "attention", "summation")
 # The paper's sizes, and a small preset for a quick look on a CPU. Flags given explicitly win.
 PAPER = dict(rows=10000, epochs=30, seq_len=300, max_tokens=5000, d_model=256, head_dim=64)
 QUICK = dict(rows=2000, epochs=30, seq_len=64, max_tokens=2000, d_model=64, head_dim=16)
 KERAS_PLATEAU_MIN_DELTA = 1e-4  # Keras' ReduceLROnPlateau default; EarlyStopping's is 0
+MAY_CHANGE_ON_RESUME = ("epochs", "models", "quick", "data_file")
+RUN_FILES = ("results.json", "results.png", "*.npz")
+DIVERGED_FACTOR = 10  # a loss 10x the untrained model's validation MSE has diverged
 
 
 def parse_args(argv):
-    p = ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = arguments.ArgumentParser(description=__doc__.split("\n\n")[0])
     data = p.add_argument_group("data")
     data.add_argument("--data-file", help="local .csv / .jsonl / .parquet table (optionally .gz) instead of the hub")
-    data.add_argument("--synthetic", type=int, metavar="N",
+    data.add_argument("--synthetic", type=positive(int), metavar="N",
                       help="generate an N-row synthetic table instead (--rows then keeps the first ROWS)")
-    data.add_argument("--rows", type=int, help=f"first ROWS rows (paper {PAPER['rows']}, quick {QUICK['rows']})")
+    data.add_argument("--rows", type=positive(int), help=f"first ROWS rows (paper {PAPER['rows']}, "
+                                                         f"quick {QUICK['rows']})")
     data.add_argument("--text-column", default=tabular.TEXT_COL, help="text column (default %(default)s)")
     data.add_argument("--numeric", default=",".join(tabular.NUMERIC_COLS), help="comma-separated input columns")
     data.add_argument("--target", default=tabular.TARGET_COL, help="target column (default %(default)s)")
-    data.add_argument("--data-seed", type=int, default=42, help="seed of the split and of --synthetic (paper 42)")
+    data.add_argument("--data-seed", type=SEED, default=42, help="seed of the split and of --synthetic (paper 42)")
     model = p.add_argument_group("model and training (defaults: the paper's values)")
-    model.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of " + ", ".join(MODELS))
-    model.add_argument("--max-tokens", type=int, help="vocabulary size of the text vectorizer (paper 5000)")
-    model.add_argument("--seq-len", type=int, help="tokens per text, padded or cut at the end (paper 300)")
-    model.add_argument("--d-model", type=int, help="width of every layer (paper 256)")
-    model.add_argument("--heads", type=int, default=4, help="attention heads (default %(default)s)")
-    model.add_argument("--head-dim", type=int, help="attention key size per head (paper 64)")
-    model.add_argument("--attention-init", choices=("keras", "keras3"), default="keras",
-                       help="Glorot fans of the attention kernels: Keras 2.12's (the reference's pin) or Keras 3's")
-    model.add_argument("--dropout", type=float, default=0.2, help="dropout before the last layer (default %(default)s)")
-    model.add_argument("--ridge-alpha", type=float, default=1.0, help="ridge penalty (default %(default)s)")
-    model.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default %(default)s)")
-    model.add_argument("--batch-size", type=int, default=64, help="default %(default)s")
-    model.add_argument("--epochs", type=int, help="maximum epochs (paper 30)")
-    model.add_argument("--lr-patience", type=int, default=3,
+    model.add_argument("--models", type=names(MODELS), default=list(MODELS),
+                       help="comma-separated subset of " + ", ".join(MODELS))
+    model.add_argument("--max-tokens", type=at_least(3), help="vocabulary size of the text vectorizer (paper 5000; "
+                       "at least 3: padding, unknown word, one word)")
+    model.add_argument("--seq-len", type=positive(int), help="tokens per text, padded or cut at the end (paper 300)")
+    model.add_argument("--d-model", type=positive(int), help="width of every layer (paper 256)")
+    model.add_argument("--heads", type=positive(int), default=4, help="attention heads (default %(default)s)")
+    model.add_argument("--head-dim", type=positive(int), help="attention key size per head (paper 64)")
+    model.add_argument("--dropout", type=between(0, 1), default=0.2,
+                       help="dropout before the last layer, in [0, 1) (default %(default)s)")
+    model.add_argument("--ridge-alpha", type=NON_NEGATIVE, default=1.0, help="ridge penalty (default %(default)s)")
+    model.add_argument("--lr", type=positive(float), default=1e-4, help="Adam learning rate (default %(default)s)")
+    model.add_argument("--batch-size", type=positive(int), default=64, help="default %(default)s")
+    model.add_argument("--epochs", type=positive(int), help="maximum epochs (paper 30)")
+    model.add_argument("--lr-patience", type=positive(int), default=3,
                        help="epochs without improvement before lr x0.1 (default %(default)s)")
-    model.add_argument("--stop-patience", type=int, default=5,
+    model.add_argument("--stop-patience", type=positive(int), default=5,
                        help="epochs without improvement before stopping (default %(default)s)")
     run = p.add_argument_group("run")
     quick = ", ".join(f"{k} {v}" for k, v in QUICK.items())
     run.add_argument("--quick", action="store_true", help=f"small preset: {quick}")
-    run.add_argument("--device", default="cpu", choices=("cpu", "gpu"), help="gpu needs CuPy (default %(default)s)")
-    run.add_argument("--seed", type=int, default=0, help="seed of the initialisation, shuffling and dropout")
-    run.add_argument("--out-dir", default="runs/mm", help="where results.json and results.png go (default %(default)s)")
+    run.add_argument("--seed", type=SEED, default=0, help="seed of the initialisation, shuffling and dropout")
+    arguments.add_run_flags(run, "runs/mm")
     args = p.parse_args(argv)
     preset = QUICK if args.quick else PAPER
     for name, value in preset.items():
@@ -98,28 +101,24 @@ def parse_args(argv):
     return args
 
 
-def check_args(args):
-    """Every impossible request fails here, before anything is loaded or written."""
-    for name in ("rows", "epochs", "seq_len", "max_tokens", "d_model", "heads", "head_dim", "batch_size"):
-        if getattr(args, name) < 1:
-            raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    if args.max_tokens < 3:
-        raise UserError(f"--max-tokens must be at least 3 (padding, unknown word, one word), got {args.max_tokens}")
-    if args.lr <= 0 or args.ridge_alpha < 0 or not 0 <= args.dropout < 1:
-        raise UserError("need --lr > 0, --ridge-alpha >= 0 and 0 <= --dropout < 1")
+def settle_args(args):
+    """On --resume, the run's saved flags for those not given; then every check that needs no
+    data, the device, the run folder and the memory a step needs. Returns the run folder."""
+    folder = RunFolder(args.out_dir, RUN_FILES)
+    folder.adopt_flags(args, MAY_CHANGE_ON_RESUME)
     if not [c for c in args.numeric.split(",") if c.strip()]:
         raise UserError("--numeric needs at least one column name")
     if args.synthetic is not None and args.data_file:
         raise UserError("give either --synthetic or --data-file, not both")
-    if args.synthetic is not None and args.synthetic < 1:
-        raise UserError(f"--synthetic must be at least 1, got {args.synthetic}")
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
-    unknown = [m for m in models if m not in MODELS]
-    if unknown or not models:
-        raise UserError(f"unknown model(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(MODELS)}")
-    if os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):
-        raise UserError(f"--out-dir {args.out_dir} exists and is not a folder")
-    return [m for m in MODELS if m in models]
+    setup_device(arguments.device(args), args.seed)
+    folder.claim(args)
+    features = len([c for c in args.numeric.split(",") if c.strip()])
+    shapes = {"embeddings": (args.batch_size, args.seq_len, args.d_model),
+              "fused features": (args.batch_size, args.d_model * (1 + features))}
+    if "attention" in args.models:
+        shapes["attention scores"] = (args.batch_size, args.heads, args.seq_len, args.seq_len)
+    memory.check_fits(shapes, "lower --batch-size, --seq-len or --d-model")
+    return folder
 
 
 def load_data(args):
@@ -138,75 +137,152 @@ def load_data(args):
     return tabular.load_civil_comments(args.rows)
 
 
+def model_config(name, vocab_size, n_features, args):
+    config = dict(vocab_size=vocab_size, seq_len=args.seq_len, d_model=args.d_model, n_features=n_features,
+                  dropout=args.dropout)
+    return dict(config, n_heads=args.heads, head_dim=args.head_dim) if name == "attention" else config
+
+
 def build_model(name, vocab_size, n_features, args):
-    if name == "attention":
-        return AttentionFusionRegressor(vocab_size, seq_len=args.seq_len, d_model=args.d_model, n_features=n_features,
-                                        n_heads=args.heads, head_dim=args.head_dim, dropout=args.dropout,
-                                        attention_init=args.attention_init)
-    return SummationFusionRegressor(vocab_size, seq_len=args.seq_len, d_model=args.d_model, n_features=n_features,
-                                    dropout=args.dropout)
+    kind = AttentionFusionRegressor if name == "attention" else SummationFusionRegressor
+    return kind(**model_config(name, vocab_size, n_features, args))
 
 
 def predict(model, ids, numbers, batch_size):
-    """Predictions (N,) as a NumPy array, dropout off."""
+    """Predictions (N,) as a NumPy array (one copy to the host), dropout off."""
     model.eval()
     out = []
     with no_grad():
         for rows in index_batches(len(ids), batch_size):
-            out.append(to_numpy(model(ids[rows], numbers[rows]).data))
-    return np.concatenate(out)[:, 0].astype(np.float64)
+            out.append(model(ids[rows], numbers[rows]).data)
+    xp = backend.get_array_module(out[0])
+    return to_numpy(xp.concatenate(out))[:, 0].astype(np.float64)
 
 
-def train(name, model, train_set, val_set, args):
-    """Keras' fit with the paper's callbacks; returns the per-epoch history and the best epoch."""
+def fit(name, model, train_set, val_set, args, progress=None, save=None, stop=None):
+    """Keras' fit with the paper's callbacks, from `progress` (a checkpoint's, or a fresh start);
+    `save(progress)` writes a checkpoint after every epoch and on a signal from `stop`. Ends with
+    the best epoch's weights, as Keras' restore_best_weights=True does; returns the record."""
     ids, numbers, target = train_set
     optimizer = AdamW(model.parameters(), lr=args.lr, eps=KERAS_ADAM_EPS, weight_decay=0.0, eps_style="keras")
     plateau = ReduceLROnPlateau(optimizer, factor=0.1, patience=args.lr_patience, min_delta=KERAS_PLATEAU_MIN_DELTA)
     stopper = EarlyStopping(model, patience=args.stop_patience)
     shuffle = np.random.default_rng(args.seed)
-    history = []
-    for epoch in range(args.epochs):
+    progress = progress or Progress(record={"history": []}, epoch_rng=None, epochs_key="history")
+    record, state = progress.record, progress.state
+    if progress.epoch_rng is not None:
+        save.restore(model, optimizer, progress, plateau, stopper)
+        shuffle.bit_generator.state = progress.epoch_rng
+    else:  # ten times the untrained model's validation loss is divergence
+        state["limit"] = DIVERGED_FACTOR * float(np.mean((predict(model, *val_set[:2], args.batch_size)
+                                                          - to_numpy(val_set[2])[:, 0]) ** 2))
+    record["status"] = "training"
+
+    for epoch in range(progress.done + 1, args.epochs + 1):
+        if state.get("stopped_early"):
+            break
+        progress.epoch_rng, meter = shuffle.bit_generator.state, progress.meter()
+        steps = index_batches(len(ids), args.batch_size, to_device(shuffle.permutation(len(ids))))
+        model.train()  # dropout on
         with Timer() as timer:
-            model.train()  # dropout on
-            steps = index_batches(len(ids), args.batch_size, to_device(shuffle.permutation(len(ids))))
-            total = 0.0
-            for rows in progress(steps, len(steps), f"{name} epoch {epoch + 1}/{args.epochs}"):
-                loss = ops.mse_loss(model(ids[rows], numbers[rows]), target[rows])
+            for rows in progress_bar(steps, meter.batches, f"{name} epoch {epoch}/{args.epochs}"):
+                loss = ops.mse_loss(model(ids[rows], numbers[rows]), target[rows])  # forward, loss
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-                total += float(loss.data) * len(rows)
-            train_loss = total / len(ids)
+                meter.add(loss.data, weight=len(rows))
+                if stop is not None and stop.signum:
+                    break
+        signum = stop.signum if stop is not None else None  # read once: the state saved is the state it saw
+        meter.seconds += timer.seconds
+        meter.read(state["limit"])  # the epoch's one read of the device's sums, and the divergence check
+        if signum and meter.batches < len(steps):  # stopped mid-epoch: save the epoch's progress, then stop
+            check_parameters(model.parameters())
+            record["status"], progress.partial = "interrupted", meter.state()
+            save(model, optimizer, progress, plateau, stopper)
+            print(f"{name}: stopped in epoch {epoch} after {meter.batches} batches; continue with --resume",
+                  file=sys.stderr)
+            raise stop.stopped()
+        with Timer() as val_timer:
             val_pred = predict(model, val_set[0], val_set[1], args.batch_size)
             val_loss = float(np.mean((val_pred - to_numpy(val_set[2])[:, 0]) ** 2))
-        history.append(dict(epoch=epoch + 1, train_loss=train_loss, val_loss=val_loss, lr=optimizer.lr,
-                            seconds=timer.seconds))
-        print(f"{name:9s} epoch {epoch + 1:2d}  train {train_loss:.5f}  val {val_loss:.5f}  "
-              f"lr {optimizer.lr:.0e}  {timer.seconds:.1f}s", flush=True)  # flushed: a log file shows progress
-        if not math.isfinite(train_loss):
-            print(f"{name}: the training loss is {train_loss}; stopping and keeping the best weights so far",
-                  file=sys.stderr)
-            break
+        if not np.isfinite(val_loss) or val_loss > state["limit"]:
+            raise Diverged(f"the validation loss became {val_loss:.4g}")
+        check_parameters(model.parameters())
+        record["history"].append(dict(epoch=epoch, train_loss=meter.loss, val_loss=val_loss, lr=optimizer.lr,
+                                      seconds=meter.seconds + val_timer.seconds))
+        print(f"{name:9s} epoch {epoch:2d}  train {meter.loss:.5f}  val {val_loss:.5f}  "
+              f"lr {optimizer.lr:.0e}  {meter.seconds + val_timer.seconds:.1f}s", flush=True)  # a log file shows progress
         plateau.step(val_loss)
-        if stopper.step(val_loss, epoch + 1):
+        if stopper.step(val_loss, epoch):
             print(f"{name}: no improvement for {args.stop_patience} epochs, stopping")
-            break
+            state["stopped_early"] = True
+        record["status"] = "interrupted" if signum else "training"
+        progress.epoch_rng, progress.partial = shuffle.bit_generator.state, None
+        if save is not None:
+            save(model, optimizer, progress, plateau, stopper)
+        if signum:
+            print(f"{name}: stopped after epoch {epoch}; continue with --resume", file=sys.stderr)
+            raise stop.stopped()
     stopper.restore_best()  # as Keras' restore_best_weights=True does at the end of fit
-    return history, stopper.best_epoch
+    record.update(status="finished", best_epoch=stopper.best_epoch,
+                  val_mse=min(h["val_loss"] for h in record["history"]),
+                  train_seconds=sum(h["seconds"] for h in record["history"]))
+    return record
 
 
-def plot(path, results, y_test):
+def progress_bar(steps, done, desc):
+    """The steps of an epoch not done before an interruption, behind a progress bar."""
+    return progress(steps[done:], len(steps) - done, desc)
+
+
+class Checkpoints:
+    """A model's checkpoint with its callbacks' state and best weights: called after every epoch
+    and on a signal (then `after()`, which writes results.json); restore(...) on --resume."""
+
+    def __init__(self, path, config, after):
+        self.path, self.config, self.after = path, config, after
+
+    def __call__(self, model, optimizer, progress, plateau, stopper):
+        progress.state["callbacks"] = [[plateau.best, plateau.bad_epochs],
+                                       [stopper.best, stopper.bad_epochs, stopper.best_epoch]]
+        progress.arrays = stopper.best_state or {}
+        save_progress(self.path, model, optimizer, self.config, progress)
+        self.after()
+
+    def restore(self, model, optimizer, progress, plateau, stopper):
+        restore(self.path, model, optimizer, progress)
+        with fields_of(self.path):
+            (plateau.best, plateau.bad_epochs), (stopper.best, stopper.bad_epochs, stopper.best_epoch) = (
+                progress.state["callbacks"])
+            stopper.best_state = progress.arrays or None
+            float(progress.state["limit"])
+
+
+def fit_ridge(table, rows, alpha):
+    """The closed-form baseline on the numbers only: (w, b, seconds)."""
+    with Timer() as timer:
+        try:
+            w, b = ridge_fit(table.numeric[rows["train"]], table.target[rows["train"]], alpha=alpha)
+        except np.linalg.LinAlgError:
+            raise UserError("ridge: the numeric columns are collinear or constant on the training split; "
+                            "use --ridge-alpha > 0") from None
+    return w, b, timer.seconds
+
+
+def plot(path, results, predictions, y_test):
     """Validation loss per epoch, and predicted vs true on the test split."""
     plt = pyplot()
 
     fig, (curves, scatter) = plt.subplots(1, 2, figsize=(11, 4.5))
     for name, r in results.items():
-        if r["history"]:
+        if r.get("history"):
             epochs, losses = zip(*((h["epoch"], h["val_loss"]) for h in r["history"]))
             curves.plot(epochs, losses, marker=".", label=name)
-        else:
+        elif name == "ridge":
             curves.axhline(r["val_mse"], linestyle="--", color="gray", label=f"{name} (closed form)")
-        scatter.scatter(y_test, r["test_pred"], s=4, alpha=0.4, label=f"{name} (R² {r['test']['r2']:.3f})")
+        if name in predictions:
+            scatter.scatter(y_test, predictions[name], s=4, alpha=0.4, label=f"{name} (R² {r['test']['r2']:.3f})")
     curves.set(xlabel="epoch", ylabel="validation MSE", title="validation loss", yscale="log")  # ridge is far above
     curves.legend()
     low, high = float(np.min(y_test)), float(np.max(y_test))
@@ -221,67 +297,92 @@ def plot(path, results, y_test):
 def main(argv=None):
     started = time.perf_counter()
     args = parse_args(argv)
-    models = check_args(args)
-    setup_device(args.device, args.seed)
+    folder = settle_args(args)
 
     # -- data: load, split 60/20/20, vectorize the text on the training split only
     table = load_data(args)
-    train_rows, val_rows, test_rows = tabular.split_60_20_20(len(table.texts), seed=args.data_seed)
-    print(f"data: {table.source}, {len(table.texts)} rows -> train {len(train_rows)}, val {len(val_rows)}, "
-          f"test {len(test_rows)}; target {table.target_col}, numbers {', '.join(table.numeric_cols)}")
+    rows = dict(zip(("train", "val", "test"), tabular.split_60_20_20(len(table.texts), seed=args.data_seed)))
+    print(f"data: {table.source}, {len(table.texts)} rows -> train {len(rows['train'])}, val {len(rows['val'])}, "
+          f"test {len(rows['test'])}; target {table.target_col}, numbers {', '.join(table.numeric_cols)}")
     if table.note:
         print(f"note: {table.note}")
     vectorizer = TextVectorizer(max_tokens=args.max_tokens, output_sequence_length=args.seq_len)
-    vectorizer.fit([table.texts[i] for i in train_rows])
+    vectorizer.fit([table.texts[i] for i in rows["train"]])
     ids = vectorizer.transform(table.texts)  # (N, seq_len) int64
     numeric = table.numeric.astype(np.float32)  # (N, F), fed as they are (Civil Comments' are in [0, 1])
     target = table.target.astype(np.float32)[:, None]  # (N, 1)
-    splits = {name: tuple(to_device(a[rows]) for a in (ids, numeric, target))
-              for name, rows in (("train", train_rows), ("val", val_rows), ("test", test_rows))}
-    y_train, y_val, y_test = (table.target[rows] for rows in (train_rows, val_rows, test_rows))
+    splits = {split: tuple(to_device(a[r]) for a in (ids, numeric, target)) for split, r in rows.items()}  # once
+    y_train, y_val, y_test = (table.target[rows[split]] for split in ("train", "val", "test"))
     print(f"text: vocabulary {vectorizer.vocab_size} (max {args.max_tokens}), {args.seq_len} tokens per text")
 
-    # -- the three models
-    results = {}
-    for name in models:
-        if name == "ridge":
-            with Timer() as timer:
-                w, b = ridge_fit(table.numeric[train_rows], y_train, alpha=args.ridge_alpha)
-            val_pred = ridge_predict(table.numeric[val_rows], w, b)
-            test_pred = ridge_predict(table.numeric[test_rows], w, b)
-            results[name] = dict(params=len(w) + 1, train_seconds=timer.seconds, history=[], best_epoch=None,
-                                 val_mse=regression_metrics(y_val, val_pred)["mse"])
-        else:
-            seed_everything(args.seed)  # each model's initialisation is the same whichever others run
-            model = build_model(name, vectorizer.vocab_size + 1, numeric.shape[1], args)
-            print(f"{name}: {model.num_parameters():,} parameters")
-            with Timer() as timer:
-                history, best_epoch = train(name, model, splits["train"], splits["val"], args)
-            test_pred = predict(model, splits["test"][0], splits["test"][1], args.batch_size)
-            results[name] = dict(params=model.num_parameters(), train_seconds=timer.seconds, history=history,
-                                 best_epoch=best_epoch, val_mse=min(h["val_loss"] for h in history))
-        results[name].update(test=regression_metrics(y_test, test_pred), test_pred=test_pred)
-    constant = regression_metrics(y_test, np.full(len(y_test), y_train.mean()))
-
-    # -- report
-    print(f"\ntest split ({len(test_rows)} rows)")
-    print(f"{'model':10s} {'params':>10s} {'train s':>8s} {'MSE':>9s} {'RMSE':>8s} {'MAE':>8s} {'R²':>7s}")
-    lines = [(name, f"{r['params']:,}", f"{r['train_seconds']:.1f}", r["test"]) for name, r in results.items()]
-    for name, params, seconds, m in lines + [("train mean", "1", "-", constant)]:  # the constant predictor
-        print(f"{name:10s} {params:>10s} {seconds:>8s} {m['mse']:9.5f} {m['rmse']:8.4f} {m['mae']:8.4f} {m['r2']:7.3f}")
-
+    # -- every checkpoint is checked before the first batch
+    results, predictions, diverged = folder.earlier_records(args), {}, []
+    configs, saved = {}, {}
+    for name in args.models:
+        if name != "ridge":
+            configs[name] = {"model": model_config(name, vectorizer.vocab_size + 1, numeric.shape[1], args),
+                             "run": run_flags(args), "fingerprint": fingerprint("\n".join(vectorizer.vocabulary)),
+                             "fingerprint_of": "vocabulary (the data or its flags changed)"}
+            fixed = [key for key in configs[name]["run"] if key not in MAY_CHANGE_ON_RESUME]
+            saved[name] = read_progress(folder.path / f"{name}.npz", configs[name], fixed, epochs_key="history")
+    folder.open(args)  # every check has passed: from here on the run folder is written
     data = dict(source=table.source, rows=len(table.texts), note=table.note, text_column=args.text_column,
                 numeric_columns=list(table.numeric_cols), target_column=table.target_col,
-                split=dict(train=len(train_rows), val=len(val_rows), test=len(test_rows)),
-                vocab_size=vectorizer.vocab_size)
-    report = {name: {k: v for k, v in r.items() if k != "test_pred"} for name, r in results.items()}
+                split={split: len(r) for split, r in rows.items()}, vocab_size=vectorizer.vocab_size)
+    constant = regression_metrics(y_test, np.full(len(y_test), y_train.mean()))
     summary = dict(command=["train_mm.py", *(sys.argv[1:] if argv is None else argv)],
-                   config=vars(args), data=data, models=report, constant_baseline=constant, hardware=hardware_info(),
-                   wall_seconds=time.perf_counter() - started)
-    write_json(os.path.join(args.out_dir, "results.json"), summary)
-    plot(os.path.join(args.out_dir, "results.png"), results, y_test)
-    print(f"wrote {os.path.join(args.out_dir, 'results.json')} and results.png "
-          f"({summary['wall_seconds']:.0f}s in all)")
+                   config={**run_flags(args), "device": backend.get_device()}, data=data, models=results,
+                   constant_baseline=constant, hardware=hardware_info())
+
+    def write_results():  # after every epoch, so an interrupted run keeps what it did
+        summary["wall_seconds"] = time.perf_counter() - started
+        write_json(folder.path / "results.json", summary)
+
+    # -- the three models
+    with StopRequest() as stop:
+        for name in args.models:
+            if name == "ridge":
+                w, b, seconds = fit_ridge(table, rows, args.ridge_alpha)
+                predictions[name] = ridge_predict(table.numeric[rows["test"]], w, b)
+                results[name] = dict(status="finished", params=len(w) + 1, train_seconds=seconds, history=[],
+                                     best_epoch=None, val_mse=regression_metrics(
+                                         y_val, ridge_predict(table.numeric[rows["val"]], w, b))["mse"])
+            else:
+                seed_everything(args.seed)  # each model's initialisation is the same whichever others run
+                model = build_model(name, vectorizer.vocab_size + 1, numeric.shape[1], args)
+                print(f"{name}: {model.num_parameters():,} parameters")
+                progress = saved[name] or Progress(record={"history": []}, epoch_rng=None, epochs_key="history")
+                results[name] = progress.record
+                results[name]["params"] = model.num_parameters()
+                checkpoints = Checkpoints(folder.path / f"{name}.npz", configs[name], write_results)
+                try:
+                    fit(name, model, splits["train"], splits["val"], args, progress, checkpoints, stop)
+                except Diverged as err:
+                    results[name]["status"] = "diverged"
+                    diverged.append(name)
+                    print(f"{name}: {err}; stopped training this model (a lower --lr may help); its last good "
+                          "checkpoint is kept", file=sys.stderr)
+                    write_results()
+                    continue
+                predictions[name] = predict(model, splits["test"][0], splits["test"][1], args.batch_size)
+            results[name]["test"] = regression_metrics(y_test, predictions[name])
+            write_results()
+
+    # -- report
+    print(f"\ntest split ({len(rows['test'])} rows)")
+    print(f"{'model':10s} {'params':>10s} {'train s':>8s} {'MSE':>9s} {'RMSE':>8s} {'MAE':>8s} {'R²':>7s}")
+    lines = [(name, f"{r['params']:,}", f"{r['train_seconds']:.1f}", r["test"]) for name, r in results.items()
+             if r.get("status") == "finished" and "test" in r]
+    for name, params, seconds, m in lines + [("train mean", "1", "-", constant)]:  # the constant predictor
+        print(f"{name:10s} {params:>10s} {seconds:>8s} {m['mse']:9.5f} {m['rmse']:8.4f} {m['mae']:8.4f} {m['r2']:7.3f}")
+    for name in diverged:
+        print(f"{name:10s} diverged: no result")
+    write_results()
+    plot(folder.path / "results.png", results, predictions, y_test)
+    print(f"wrote {folder.path / 'results.json'} and results.png ({summary['wall_seconds']:.0f}s in all)")
+    if diverged:
+        raise Diverged(f"{', '.join(diverged)} diverged (see above); no result of {'it' if len(diverged) == 1 else 'them'}"
+                       f" is reported; the other results are in {folder.path / 'results.json'}")
     return summary
 
 

@@ -93,6 +93,18 @@ class RunFolder:
         if not args.resume:
             write_json(self.path / FLAGS_FILE, {"flags": run_flags(args)})
 
+    def earlier_records(self, args):
+        """On --resume, the models' records in the run's results.json: models not named this
+        time keep theirs."""
+        path = self.path / "results.json"
+        if not args.resume or not path.is_file():
+            return {}
+        try:
+            return dict(json.loads(path.read_text(encoding="utf-8"))["models"])
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise UserError(f"cannot resume: {path} is unreadable ({err}); move it away to start its results "
+                            "afresh") from None
+
     def _move_aside(self):
         found = self.run_files()
         if not found:

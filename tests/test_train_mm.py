@@ -82,8 +82,8 @@ def test_training_ends_with_the_best_epoch_weights_and_predicts_without_dropout(
     args = train_mm.parse_args(["--epochs", "8", "--lr", "0.03", "--stop-patience", "8", "--batch-size", "16"])
     minisum.seed(0)
     model = SummationFusionRegressor(20, seq_len=8, d_model=8, n_features=2, dropout=0.5)
-    history, best_epoch = train_mm.train("summation", model, train_set, val_set, args)
-    losses = [h["val_loss"] for h in history]
+    record = train_mm.fit("summation", model, train_set, val_set, args)
+    losses, best_epoch = [h["val_loss"] for h in record["history"]], record["best_epoch"]
     assert losses[-1] > min(losses)  # the run ends past its best epoch, or this test would prove nothing
     assert best_epoch == 1 + losses.index(min(losses))
     pred = train_mm.predict(model, val_set[0], val_set[1], batch_size=16)
@@ -117,8 +117,8 @@ def test_non_numeric_rows_are_dropped_and_reported(tmp_path, capsys):
     (["--numeric", "toxicity,insult"], "missing column.*insult"),
     (["--rows", "5"], "5 usable rows, at least 10"),
     (["--synthetic", "100"], "either --synthetic or --data-file"),
-    (["--models", "ridge,lstm"], "unknown model.*lstm.*choose from ridge, attention, summation"),
-    (["--epochs", "0"], "--epochs must be at least 1"),
+    (["--models", "ridge,lstm"], "--models: unknown 'lstm'; choose from ridge, attention, summation"),
+    (["--epochs", "0"], "--epochs: must be positive, got 0"),
 ])
 def test_bad_input_is_one_user_error_and_writes_nothing(tmp_path, flags, message):
     out = tmp_path / "run"
