@@ -97,11 +97,11 @@ def settle_args(args):
     folder = RunFolder(Path(args.out_dir) / args.dataset, RUN_FILES)
     folder.adopt_flags(args, MAY_CHANGE_ON_RESUME)
     runtime.setup_device(arguments.device(args), args.seed)
-    folder.claim(args)
     shapes = {"embeddings": (args.batch_size, args.seq_len, args.d_model)}
     if "attention" in args.models:
         shapes["attention scores"] = (args.batch_size, args.heads, args.seq_len, args.seq_len)
     memory.check_fits(shapes, "lower --batch-size, --seq-len or --d-model")
+    folder.claim(args)
     return folder
 
 
@@ -381,7 +381,7 @@ def main(argv=None):
                 drop_best(results[name])
                 diverged.append(name)
                 print(f"{name}: {err} in epoch {len(results[name]['history']) + 1}; stopped training this model "
-                      "(a lower --lr may help); its last good checkpoint is kept", file=sys.stderr)
+                      "(a lower --lr may help); its last good checkpoint is kept", flush=True)
             finally:
                 save()
     print_summary(args, results)

@@ -132,11 +132,11 @@ def settle_args(args, folder):
     vocab = vocabulary_size(args.tokenizer)
     runtime.setup_device(arguments.device(args), args.seed)
     if args.generate is None:
-        folder.claim(args)
         shapes = {"logits": (args.batch_size, args.context - 1, vocab), "output weights": (vocab, args.d_model)}
         if "summation" not in args.models or len(args.models) > 1:  # an attention layer
             shapes["attention scores"] = (args.batch_size, args.heads, args.context - 1, args.context - 1)
         memory.check_fits(shapes, "lower --batch-size, --context or --d-model, or use a smaller --tokenizer")
+        folder.claim(args)
 
 
 def run_config(args):
@@ -464,7 +464,7 @@ def main(argv=None):
                 done = len(records[name]["epochs"])
                 kept = (f"its last good checkpoint (epoch {done}) is kept" if done else "it had no checkpoint yet")
                 print(f"{name}: {err} in epoch {done + 1}; stopped training this model (a lower --lr may help); "
-                      f"{kept}", file=sys.stderr)
+                      f"{kept}", flush=True)
             finally:  # after every model, and on a signal with what was done so far
                 write_results(results_path, args, records, data_info, started)
 

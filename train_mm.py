@@ -111,13 +111,13 @@ def settle_args(args):
     if args.synthetic is not None and args.data_file:
         raise UserError("give either --synthetic or --data-file, not both")
     setup_device(arguments.device(args), args.seed)
-    folder.claim(args)
     features = len([c for c in args.numeric.split(",") if c.strip()])
     shapes = {"embeddings": (args.batch_size, args.seq_len, args.d_model),
               "fused features": (args.batch_size, args.d_model * (1 + features))}
     if "attention" in args.models:
         shapes["attention scores"] = (args.batch_size, args.heads, args.seq_len, args.seq_len)
     memory.check_fits(shapes, "lower --batch-size, --seq-len or --d-model")
+    folder.claim(args)
     return folder
 
 
@@ -250,13 +250,17 @@ class Checkpoints:
         save_progress(self.path, model, optimizer, self.config, progress)
         self.after()
 
+    def check(self, progress):
+        """The callbacks' state of checkpoint `progress`, refused in one line when malformed."""
+        with fields_of(self.path):
+            (plateau_best, plateau_bad), (stop_best, stop_bad, best_epoch) = progress.state["callbacks"]
+            return float(plateau_best), int(plateau_bad), float(stop_best), int(stop_bad), best_epoch, \
+                float(progress.state["limit"])
+
     def restore(self, model, optimizer, progress, plateau, stopper):
         restore(self.path, model, optimizer, progress)
-        with fields_of(self.path):
-            (plateau.best, plateau.bad_epochs), (stopper.best, stopper.bad_epochs, stopper.best_epoch) = (
-                progress.state["callbacks"])
-            stopper.best_state = progress.arrays or None
-            float(progress.state["limit"])
+        plateau.best, plateau.bad_epochs, stopper.best, stopper.bad_epochs, stopper.best_epoch, _ = self.check(progress)
+        stopper.best_state = progress.arrays or None
 
 
 def fit_ridge(table, rows, alpha):
@@ -325,6 +329,8 @@ def main(argv=None):
                              "fingerprint_of": "vocabulary (the data or its flags changed)"}
             fixed = [key for key in configs[name]["run"] if key not in MAY_CHANGE_ON_RESUME]
             saved[name] = read_progress(folder.path / f"{name}.npz", configs[name], fixed, epochs_key="history")
+            if saved[name] is not None:
+                Checkpoints(folder.path / f"{name}.npz", configs[name], None).check(saved[name])
     folder.open(args)  # every check has passed: from here on the run folder is written
     data = dict(source=table.source, rows=len(table.texts), note=table.note, text_column=args.text_column,
                 numeric_columns=list(table.numeric_cols), target_column=table.target_col,
@@ -361,7 +367,7 @@ def main(argv=None):
                     results[name]["status"] = "diverged"
                     diverged.append(name)
                     print(f"{name}: {err}; stopped training this model (a lower --lr may help); its last good "
-                          "checkpoint is kept", file=sys.stderr)
+                          "checkpoint is kept", flush=True)
                     write_results()
                     continue
                 predictions[name] = predict(model, splits["test"][0], splits["test"][1], args.batch_size)

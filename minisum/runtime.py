@@ -21,9 +21,11 @@ EXIT_USER_ERROR, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
 
 
 def run_main(main):
-    """Call main(); user errors become one clear line and a non-zero exit, not a traceback."""
+    """Call main(); user errors become one clear line and a non-zero exit, not a traceback.
+    NumPy's overflow warnings are off: a diverging model is reported once, by the script."""
     try:
-        main()
+        with np.errstate(over="ignore", invalid="ignore"):
+            main()
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
