@@ -358,8 +358,8 @@ def main(argv=None):
     for name in args.models:
         config = checkpoint_config(name, args, info)
         fixed = [key for key in config["run"] if key not in MAY_CHANGE_ON_RESUME]
-        progress[name] = (read_progress(folder.path / f"{name}.npz", config, fixed, epochs_key="history")
-                          or Progress(record={"history": []}, epoch_rng=None, epochs_key="history"))
+        saved = read_progress(folder.path / f"{name}.npz", config, fixed, "history") if args.resume else None
+        progress[name] = saved or Progress(record={"history": []}, epoch_rng=None, epochs_key="history")
         results[name] = progress[name].record
 
     folder.open(args)  # every check has passed: from here on the run folder is written

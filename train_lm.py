@@ -438,7 +438,8 @@ def main(argv=None):
     records = folder.earlier_records(args)
     progress = {}  # every checkpoint is checked before the first batch
     for name in args.models:
-        saved = read_progress(folder.path / f"{name}.npz", checkpoint_config(name, args, tokenizer), RESUME_KEYS)
+        path = folder.path / f"{name}.npz"
+        saved = read_progress(path, checkpoint_config(name, args, tokenizer), RESUME_KEYS) if args.resume else None
         if args.resume and saved is None:
             print(f"{name}: no checkpoint in {folder.path}, starting from epoch 1")
         progress[name] = saved or Progress(record={"status": "pending", "parameters": None, "epochs": [],

@@ -288,11 +288,12 @@ def plot(path, results, predictions, y_test):
         if name in predictions:
             scatter.scatter(y_test, predictions[name], s=4, alpha=0.4, label=f"{name} (R² {r['test']['r2']:.3f})")
     curves.set(xlabel="epoch", ylabel="validation MSE", title="validation loss", yscale="log")  # ridge is far above
-    curves.legend()
     low, high = float(np.min(y_test)), float(np.max(y_test))
     scatter.plot([low, high], [low, high], color="black", linewidth=0.8)
     scatter.set(xlabel="true", ylabel="predicted", title="test split")
-    scatter.legend(markerscale=3)
+    for ax, options in ((curves, {}), (scatter, {"markerscale": 3})):
+        if ax.get_legend_handles_labels()[0]:  # nothing to show when every model diverged at once
+            ax.legend(**options)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -328,9 +329,10 @@ def main(argv=None):
                              "run": run_flags(args), "fingerprint": fingerprint("\n".join(vectorizer.vocabulary)),
                              "fingerprint_of": "vocabulary (the data or its flags changed)"}
             fixed = [key for key in configs[name]["run"] if key not in MAY_CHANGE_ON_RESUME]
-            saved[name] = read_progress(folder.path / f"{name}.npz", configs[name], fixed, epochs_key="history")
+            path = folder.path / f"{name}.npz"
+            saved[name] = read_progress(path, configs[name], fixed, "history") if args.resume else None
             if saved[name] is not None:
-                Checkpoints(folder.path / f"{name}.npz", configs[name], None).check(saved[name])
+                Checkpoints(path, configs[name], None).check(saved[name])
     folder.open(args)  # every check has passed: from here on the run folder is written
     data = dict(source=table.source, rows=len(table.texts), note=table.note, text_column=args.text_column,
                 numeric_columns=list(table.numeric_cols), target_column=table.target_col,
