@@ -32,7 +32,7 @@ from minisum.checkpoint import fingerprint
 from minisum.data.classification_sources import CLS_DATASETS, load_classification
 from minisum.data.keras_text import KERAS_OOV_ID, WordTokenizer, keras_dataset_ids
 from minisum.errors import UserError
-from minisum.meter import Diverged, Meter, check_parameters, untrained_limit
+from minisum.meter import Diverged, Meter, check_parameters, run_diverged, untrained_limit
 from minisum.models import AttentionClassifier, SummationClassifier
 from minisum.ops import binary_cross_entropy_with_logits, cross_entropy
 from minisum.optim import KERAS_ADAM_EPS, AdamW, clip_grad_value
@@ -375,6 +375,8 @@ def main(argv=None):
     diverged = []
     with StopRequest() as stop:
         for name in args.models:
+            if stop.signum:  # came while a model diverged
+                raise stop.stopped()
             try:
                 train_model(name, args, data, info, folder, stop, progress[name], save)
             except Diverged as err:
@@ -388,8 +390,7 @@ def main(argv=None):
     plot_curves(folder.path / "curves.png", results, args.dataset)
     print(f"wrote {results_path} and curves.png")
     if diverged:
-        raise Diverged(f"{', '.join(diverged)} diverged (see above); no best accuracy is reported from "
-                       f"{'it' if len(diverged) == 1 else 'them'}; the other results are in {results_path}")
+        raise run_diverged(diverged, results_path)
     return report
 
 

@@ -40,7 +40,7 @@ from minisum.data.gpt2_tokenizer import load_tokenizer, read_tokenizer, vocabula
 from minisum.data.lm_samples import batches, count_tokens, make_samples
 from minisum.data.lm_sources import LM_DATASETS, load_lm_texts
 from minisum.errors import UserError
-from minisum.meter import Diverged, Meter, check_parameters, untrained_limit
+from minisum.meter import Diverged, Meter, check_parameters, run_diverged, untrained_limit
 from minisum.models import MIXERS, LanguageModel
 from minisum.optim import AdamW
 from minisum.representation import plot_representations
@@ -189,7 +189,8 @@ def train_model(name, args, data, folder, stop, progress):
     model = build_model(name, args, tokenizer.vocab_size)
     optimizer = AdamW(model.parameters(), lr=args.lr, eps=1e-8, weight_decay=args.weight_decay)
     rng = np.random.default_rng(args.seed)  # the batch order; the same for every variant
-    config, limit, record = checkpoint_config(name, args, tokenizer), untrained_limit(tokenizer.vocab_size), progress.record
+    config, record = checkpoint_config(name, args, tokenizer), progress.record
+    limit = untrained_limit(tokenizer.vocab_size)  # 10 x ln(V): far above where any model starts
     if progress.done >= args.epochs:
         record["status"] = "finished"
         print(f"{name}: finished ({progress.done} epochs), nothing to resume")
@@ -202,7 +203,8 @@ def train_model(name, args, data, folder, stop, progress):
           f"{progress.meter().batches}" if progress.epoch_rng else ""), flush=True)
 
     for epoch in range(progress.done + 1, args.epochs + 1):
-        progress.epoch_rng, meter, desc = rng.bit_generator.state, progress.meter(), f"{name} epoch {epoch}/{args.epochs}"
+        progress.epoch_rng, meter = rng.bit_generator.state, progress.meter()
+        desc = f"{name} epoch {epoch}/{args.epochs}"
         model.train()
         with runtime.Timer() as timer:
             bar = EpochBatches(train, args.batch_size, pad, rng, meter.batches, desc)
@@ -457,6 +459,8 @@ def main(argv=None):
     diverged = []
     with StopRequest() as stop:
         for name in args.models:
+            if stop.signum:  # came while a model diverged
+                raise stop.stopped()
             try:
                 train_model(name, args, (tokenizer, train, valid), folder, stop, progress[name])
             except Diverged as err:
@@ -478,8 +482,7 @@ def main(argv=None):
     print(f"results: {results_path}, {folder.path / 'loss_curves.png'}; wall time "
           f"{format_seconds(time.perf_counter() - started)}")
     if diverged:
-        raise Diverged(f"{', '.join(diverged)} diverged (see above); no result of {'it' if len(diverged) == 1 else 'them'}"
-                       f" is reported; the other models' results are in {results_path}")
+        raise run_diverged(diverged, results_path)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ from minisum.data import tabular
 from minisum.data.keras_text import TextVectorizer
 from minisum.data.synthetic_multimodal import make_synthetic_table
 from minisum.errors import UserError
-from minisum.meter import Diverged, Meter, check_parameters
+from minisum.meter import Diverged, Meter, check_parameters, run_diverged
 from minisum.models import AttentionFusionRegressor, SummationFusionRegressor
 from minisum.optim import KERAS_ADAM_EPS, AdamW
 from minisum.ridge import regression_metrics, ridge_fit, ridge_predict
@@ -212,7 +212,7 @@ def fit(name, model, train_set, val_set, args, progress=None, save=None, stop=No
         record["history"].append(dict(epoch=epoch, train_loss=meter.loss, val_loss=val_loss, lr=optimizer.lr,
                                       seconds=meter.seconds + val_timer.seconds))
         print(f"{name:9s} epoch {epoch:2d}  train {meter.loss:.5f}  val {val_loss:.5f}  "
-              f"lr {optimizer.lr:.0e}  {meter.seconds + val_timer.seconds:.1f}s", flush=True)  # a log file shows progress
+              f"lr {optimizer.lr:.0e}  {meter.seconds + val_timer.seconds:.1f}s", flush=True)  # flushed for log files
         plateau.step(val_loss)
         if stopper.step(val_loss, epoch):
             print(f"{name}: no improvement for {args.stop_patience} epochs, stopping")
@@ -349,6 +349,8 @@ def main(argv=None):
     # -- the three models
     with StopRequest() as stop:
         for name in args.models:
+            if stop.signum:  # came while a model diverged
+                raise stop.stopped()
             if name == "ridge":
                 w, b, seconds = fit_ridge(table, rows, args.ridge_alpha)
                 predictions[name] = ridge_predict(table.numeric[rows["test"]], w, b)
@@ -389,8 +391,7 @@ def main(argv=None):
     plot(folder.path / "results.png", results, predictions, y_test)
     print(f"wrote {folder.path / 'results.json'} and results.png ({summary['wall_seconds']:.0f}s in all)")
     if diverged:
-        raise Diverged(f"{', '.join(diverged)} diverged (see above); no result of {'it' if len(diverged) == 1 else 'them'}"
-                       f" is reported; the other results are in {folder.path / 'results.json'}")
+        raise run_diverged(diverged, folder.path / 'results.json')
     return summary
 
 

@@ -82,9 +82,11 @@ def names(choices):
         chosen = [name.strip() for name in text.split(",") if name.strip()]
         unknown = [name for name in chosen if name not in choices]
         if unknown:
-            raise argparse.ArgumentTypeError(f"unknown {', '.join(map(repr, unknown))}; choose from {', '.join(choices)}")
+            raise argparse.ArgumentTypeError(f"unknown {', '.join(map(repr, unknown))}; "
+                                             f"choose from {', '.join(choices)}")
         if not chosen or len(set(chosen)) != len(chosen):
-            raise argparse.ArgumentTypeError(f"{text!r}: give distinct names among {', '.join(choices)}, comma-separated")
+            raise argparse.ArgumentTypeError(f"{text!r}: give distinct names among {', '.join(choices)}, "
+                                             "comma-separated")
         return chosen
     parse.__name__ = "names"
     return parse

@@ -71,7 +71,8 @@ class RunFolder:
                 pass
         except OSError as err:
             where = "write in" if existing == self.path else f"create {self.path} in"
-            raise UserError(f"--out-dir: cannot {where} {existing} ({err.strerror}); choose another --out-dir") from None
+            raise UserError(f"--out-dir: cannot {where} {existing} ({err.strerror}); "
+                            "choose another --out-dir") from None
 
     def read_flags(self):
         path = self.path / FLAGS_FILE

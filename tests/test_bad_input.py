@@ -140,8 +140,8 @@ CASES = {
                                     "cannot fit in memory: its attention scores (64 x 2 x 99,999 x 99,999 float32)"),
     # --- train_lm.py: the run folder
     "lm folder of another run": Case("lm", [], "holds another run (hybrid.npz, loss_curves.png, results.json, "
-                                     "run.json and 2 more): continue it with --resume, choose another --out-dir, or add "
-                                     "--overwrite"),
+                                     "run.json and 2 more): continue it with --resume, choose another --out-dir, "
+                                     "or add --overwrite"),
     "lm resume with other flags": Case("lm", ["--resume", "--d-model", "32"], "was made with --d-model 16, not 32"),
     "lm resume with another lr": Case("lm", ["--resume", "--lr", "0.5"], "was made with --lr 0.01, not 0.5"),
     "lm resume of nothing": Case("lm", ["--resume"], "nothing to resume in", out_dir="{tmp}/empty"),
