@@ -37,7 +37,7 @@ from minisum.models import AttentionClassifier, SummationClassifier
 from minisum.ops import binary_cross_entropy_with_logits, cross_entropy
 from minisum.optim import KERAS_ADAM_EPS, AdamW, clip_grad_value
 from minisum.run_checkpoint import Progress, read_progress, restore, save_progress
-from minisum.run_folder import RunFolder, run_flags
+from minisum.run_folder import RunFolder, resumed, run_flags
 from minisum.signals import StopRequest
 
 MODELS = ("summation", "attention")
@@ -88,14 +88,15 @@ def parse_args(argv=None):
     if args.quick:  # parse again with the preset as defaults, so explicit flags override it
         p.set_defaults(**QUICK)
         args = p.parse_args(argv)
+    if args.resume:
+        args = resumed(p, argv, args, Path(args.out_dir) / args.dataset, MAY_CHANGE_ON_RESUME)
     return args
 
 
 def settle_args(args):
-    """On --resume, the run's saved flags for those not given; the device, the run folder and
-    the memory a step needs, all checked before any data is read. Returns the run folder."""
+    """The device, the memory a step needs and the run folder, all checked before any data is
+    read. Returns the run folder."""
     folder = RunFolder(Path(args.out_dir) / args.dataset, RUN_FILES)
-    folder.adopt_flags(args, MAY_CHANGE_ON_RESUME)
     runtime.setup_device(arguments.device(args), args.seed)
     shapes = {"embeddings": (args.batch_size, args.seq_len, args.d_model)}
     if "attention" in args.models:

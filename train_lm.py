@@ -45,7 +45,7 @@ from minisum.models import MIXERS, LanguageModel
 from minisum.optim import AdamW
 from minisum.representation import plot_representations
 from minisum.run_checkpoint import Progress, read_progress, restore, save_progress
-from minisum.run_folder import RunFolder
+from minisum.run_folder import RunFolder, read_flags, resumed
 from minisum.signals import StopRequest
 from minisum.training import lm_train_step
 
@@ -112,6 +112,8 @@ def parse_args(argv):
                    help="for --generate; 0 is greedy (default: %(default)s)")
     p.add_argument("--top-k", type=positive(int), default=40, help="for --generate (default: %(default)s)")
     args = p.parse_args(argv)
+    if args.resume and args.generate is None:
+        args = resumed(p, argv, args, Path(args.out_dir), MAY_CHANGE_ON_RESUME)
     for key, value in PAPER.items():
         if getattr(args, key) is None:
             setattr(args, key, QUICK.get(key, value) if args.quick else value)
@@ -119,12 +121,10 @@ def parse_args(argv):
 
 
 def settle_args(args, folder):
-    """On --resume, the run's saved flags for those not given; then every check that needs no
-    data. Nothing is read or written yet."""
-    if args.generate is None:
-        folder.adopt_flags(args, MAY_CHANGE_ON_RESUME)
-    elif "models" not in args.explicit and (folder.path / "run.json").is_file():
-        args.models = folder.read_flags().get("models", args.models)  # --generate samples the run's first model
+    """Every check that needs no data, the device, the memory a step needs and the run folder.
+    Nothing is read or written yet."""
+    if args.generate is not None and "models" not in args.explicit and (folder.path / "run.json").is_file():
+        args.models = read_flags(folder.path).get("models", args.models)  # --generate samples the run's first model
     if args.dataset not in LM_DATASETS:
         raise UserError(f"unknown dataset {args.dataset!r}; choose one of {', '.join(LM_DATASETS)}")
     if args.d_model % args.heads:

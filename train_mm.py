@@ -23,9 +23,9 @@ of each neural model after every epoch) and results.png (validation curves, pred
 true). Ctrl-C or SIGTERM saves a checkpoint after the current batch (exit 130 or 143);
 --resume continues from it. A model whose loss diverges stops alone (exit 3 at the end).
 """
-import json
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -43,7 +43,7 @@ from minisum.models import AttentionFusionRegressor, SummationFusionRegressor
 from minisum.optim import KERAS_ADAM_EPS, AdamW
 from minisum.ridge import regression_metrics, ridge_fit, ridge_predict
 from minisum.run_checkpoint import Progress, read_progress, restore, save_progress
-from minisum.run_folder import RunFolder, run_flags
+from minisum.run_folder import RunFolder, resumed, run_flags
 from minisum.runtime import Timer, hardware_info, index_batches, progress, pyplot, run_main, setup_device, write_json
 from minisum.signals import StopRequest
 
@@ -94,6 +94,8 @@ def parse_args(argv):
     run.add_argument("--seed", type=SEED, default=0, help="seed of the initialisation, shuffling and dropout")
     arguments.add_run_flags(run, "runs/mm")
     args = p.parse_args(argv)
+    if args.resume:
+        args = resumed(p, argv, args, Path(args.out_dir), MAY_CHANGE_ON_RESUME)
     preset = QUICK if args.quick else PAPER
     for name, value in preset.items():
         if getattr(args, name) is None:
@@ -102,10 +104,9 @@ def parse_args(argv):
 
 
 def settle_args(args):
-    """On --resume, the run's saved flags for those not given; then every check that needs no
-    data, the device, the run folder and the memory a step needs. Returns the run folder."""
+    """Every check that needs no data, the device, the memory a step needs and the run folder.
+    Returns the run folder."""
     folder = RunFolder(args.out_dir, RUN_FILES)
-    folder.adopt_flags(args, MAY_CHANGE_ON_RESUME)
     if not [c for c in args.numeric.split(",") if c.strip()]:
         raise UserError("--numeric needs at least one column name")
     if args.synthetic is not None and args.data_file:

@@ -2,12 +2,13 @@
 
 A script claims its --out-dir after checking its flags and before it reads any data,
 and writes nothing yet:
-- the folder must be creatable and writable: tried (a temporary file made and removed), not guessed;
+- the folder must be creatable and writable: tried (a temporary folder made and removed), not guessed;
 - a folder that holds another run's files is refused without --resume, in one line naming
   them and the choices: --resume, another --out-dir, or --overwrite, which moves them into
   a subfolder `earlier-run-N` (nothing is ever deleted);
-- --resume reads the run's own flags from its run.json: flags not given take the run's
-  values, flags given must agree (except those the script lets change, like --epochs).
+- on --resume, `resumed()` parses the command line again with the run's own flags (its
+  run.json) as the defaults: flags not given take the run's values, flags given must agree
+  (except those the script lets change, like --epochs).
 """
 import fnmatch
 import json
@@ -41,16 +42,6 @@ class RunFolder:
         return sorted(entry.name for entry in self.path.iterdir()
                       if entry.is_file() and any(fnmatch.fnmatch(entry.name, p) for p in self.patterns))
 
-    def adopt_flags(self, args, may_change):
-        """On --resume: the run's saved flags for those not given; a given flag must agree
-        unless it is in `may_change`."""
-        if not args.resume:
-            return
-        if not (self.path / FLAGS_FILE).is_file():
-            raise UserError(f"nothing to resume in {self.path}: it has no {FLAGS_FILE} (the flags a run "
-                            "saves when it starts); run without --resume")
-        adopt_saved_flags(args, self.read_flags(), may_change, self.path)
-
     def claim(self, args):
         """Check, before anything is written, that the folder can be this run's."""
         self._check_writable()
@@ -73,17 +64,6 @@ class RunFolder:
             where = "write in" if existing == self.path else f"create {self.path} in"
             raise UserError(f"--out-dir: cannot {where} {existing} ({err.strerror}); "
                             "choose another --out-dir") from None
-
-    def read_flags(self):
-        path = self.path / FLAGS_FILE
-        try:
-            saved = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(saved, dict) or not isinstance(saved.get("flags"), dict):
-                raise ValueError("no 'flags' object")
-        except (OSError, ValueError) as err:
-            raise UserError(f"{path} is unreadable ({err}): not the flags of a run; run without --resume "
-                            "in another --out-dir") from None
-        return saved["flags"]
 
     def open(self, args):
         """Make the folder, move an earlier run aside on --overwrite, and record the run's flags
@@ -125,17 +105,47 @@ def run_flags(args):
     return {key: value for key, value in vars(args).items() if key not in NOT_SAVED}
 
 
-def adopt_saved_flags(args, saved, may_change, where):
-    """The run's saved flags for every flag not given; a given flag must agree unless in `may_change`."""
-    for key, value in saved.items():
-        if key in NOT_SAVED or not hasattr(args, key):
-            continue
-        ours = getattr(args, key)
-        if key not in args.explicit:
-            setattr(args, key, value)
-        elif key not in may_change and ours != value and not (isinstance(ours, tuple) and list(ours) == value):
-            raise UserError(f"the run in {where} was made with {flag(key)} {_show(value)}, not {_show(ours)}: "
-                            f"drop {flag(key)} to continue it, or start a new run in another --out-dir")
+def resumed(parser, argv, args, path, may_change):
+    """On --resume: `argv` parsed again with the flags saved in the run folder `path` as the
+    defaults, so that every flag not given is the run's own, checked by the same types. A flag
+    given explicitly must agree with the run's, unless it is in `may_change`."""
+    saved = read_flags(path)
+    parser.set_defaults(**{key: _as_text(value) for key, value in saved.items()
+                           if key not in NOT_SAVED and hasattr(args, key)})
+    try:
+        run = parser.parse_args([])  # the run's own flags, through the types
+    except UserError as err:
+        raise UserError(f"{path / FLAGS_FILE} holds a flag this script refuses ({err}); "
+                        "run without --resume in another --out-dir") from None
+    for key in sorted(args.explicit - set(may_change) - NOT_SAVED):
+        if key in saved and getattr(args, key) != getattr(run, key):
+            raise UserError(f"the run in {path} was made with {flag(key)} {_show(getattr(run, key))}, not "
+                            f"{_show(getattr(args, key))}: drop {flag(key)} to continue it, or start a new run in "
+                            "another --out-dir")
+    return parser.parse_args(argv)
+
+
+def read_flags(path):
+    """The flags saved in run folder `path`."""
+    flags_file = path / FLAGS_FILE
+    if not flags_file.is_file():
+        raise UserError(f"nothing to resume in {path}: it has no {FLAGS_FILE} (the flags a run saves when it "
+                        "starts); run without --resume")
+    try:
+        saved = json.loads(flags_file.read_text(encoding="utf-8"))
+        if not isinstance(saved, dict) or not isinstance(saved.get("flags"), dict):
+            raise ValueError("no 'flags' object")
+    except (OSError, ValueError) as err:
+        raise UserError(f"{flags_file} is unreadable ({err}): not the flags of a run; run without --resume "
+                        "in another --out-dir") from None
+    return saved["flags"]
+
+
+def _as_text(value):
+    """A saved flag as the command line would give it (argparse applies the flag's type to text defaults)."""
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    return value if value is None or isinstance(value, bool) else str(value)
 
 
 def _show(value):

@@ -85,6 +85,15 @@ def write(name, text):
     return prepare
 
 
+def run_flag(key, value):
+    """prepare(): one of the run's saved flags in run.json changed."""
+    def prepare(run, tmp):
+        saved = json.loads((run / "run.json").read_text())
+        saved["flags"][key] = value
+        (run / "run.json").write_text(json.dumps(saved))
+    return prepare
+
+
 def truncate(name):
     def prepare(run, tmp):
         data = (run / name).read_bytes()
@@ -151,6 +160,8 @@ CASES = {
     "lm out-dir unwritable": Case("lm", [], "--out-dir: cannot create /proc/minisum-run in /proc",
                                   out_dir="/proc/minisum-run"),
     "lm run.json not JSON": Case("lm", ["--resume"], "run.json is unreadable", prepare=write("run.json", "{oops")),
+    "lm run.json bad epochs": Case("lm", ["--resume"], "run.json holds a flag this script refuses (argument "
+                                   "--epochs: 'ten' is not a whole number", prepare=run_flag("epochs", "ten")),
     # --- train_lm.py: checkpoints and the tokenizer
     "lm resume truncated checkpoint": Case("lm", ["--resume", "--epochs", "2"], "summation.npz is unreadable",
                                            prepare=truncate("summation.npz")),
@@ -243,6 +254,8 @@ CASES = {
     "mm folder of another run": Case("mm", [], "holds another run (attention.npz, results.json, results.png, run.json"
                                      " and 1 more): continue it with --resume"),
     "mm resume with other flags": Case("mm", ["--resume", "--dropout", "0.5"], "was made with --dropout 0.2, not 0.5"),
+    "mm run.json nan lr": Case("mm", ["--resume"], "run.json holds a flag this script refuses (argument --lr: must "
+                               "be a finite number, got nan", prepare=run_flag("lr", float("nan"))),
     "mm resume of nothing": Case("mm", ["--resume"], "nothing to resume in", out_dir="{tmp}/empty"),
     "mm out-dir below a file": Case("mm", [], "a_file exists and is not a folder", out_dir="{tmp}/a_file/x",
                                     prepare=a_file),
