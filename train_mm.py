@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minisum import arguments, backend, memory, no_grad, ops, to_device, to_numpy
+from minisum import arguments, backend, memory, no_grad, ops, runtime, to_device, to_numpy
 from minisum.arguments import NON_NEGATIVE, SEED, at_least, between, names, positive
 from minisum.backend import seed as seed_everything
 from minisum.callbacks import EarlyStopping, ReduceLROnPlateau
@@ -38,13 +38,13 @@ from minisum.data import tabular
 from minisum.data.keras_text import TextVectorizer
 from minisum.data.synthetic_multimodal import make_synthetic_table
 from minisum.errors import UserError
-from minisum.meter import Diverged, Meter, check_parameters, run_diverged
+from minisum.meter import Diverged, check_parameters, run_diverged
 from minisum.models import AttentionFusionRegressor, SummationFusionRegressor
 from minisum.optim import KERAS_ADAM_EPS, AdamW
 from minisum.ridge import regression_metrics, ridge_fit, ridge_predict
 from minisum.run_checkpoint import Progress, read_progress, restore, save_progress
 from minisum.run_folder import RunFolder, resumed, run_flags
-from minisum.runtime import Timer, hardware_info, index_batches, progress, pyplot, run_main, setup_device, write_json
+from minisum.runtime import Timer, hardware_info, index_batches, pyplot, run_main, setup_device, write_json
 from minisum.signals import StopRequest
 
 MODELS = ("ridge", "attention", "summation")
@@ -161,9 +161,9 @@ def predict(model, ids, numbers, batch_size):
 
 
 def fit(name, model, train_set, val_set, args, progress=None, save=None, stop=None):
-    """Keras' fit with the paper's callbacks, from `progress` (a checkpoint's, or a fresh start);
-    `save(progress)` writes a checkpoint after every epoch and on a signal from `stop`. Ends with
-    the best epoch's weights, as Keras' restore_best_weights=True does; returns the record."""
+    """Keras' fit with the paper's callbacks, from `progress` (a checkpoint's, or a fresh start).
+    `save` (Checkpoints) writes a checkpoint after every epoch, and on a signal from `stop`. Ends
+    with the best epoch's weights, as Keras' restore_best_weights=True does; returns the record."""
     ids, numbers, target = train_set
     optimizer = AdamW(model.parameters(), lr=args.lr, eps=KERAS_ADAM_EPS, weight_decay=0.0, eps_style="keras")
     plateau = ReduceLROnPlateau(optimizer, factor=0.1, patience=args.lr_patience, min_delta=KERAS_PLATEAU_MIN_DELTA)
@@ -234,7 +234,7 @@ def fit(name, model, train_set, val_set, args, progress=None, save=None, stop=No
 
 def progress_bar(steps, done, desc):
     """The steps of an epoch not done before an interruption, behind a progress bar."""
-    return progress(steps[done:], len(steps) - done, desc)
+    return runtime.progress(steps[done:], len(steps) - done, desc)
 
 
 class Checkpoints:

@@ -7,7 +7,6 @@ keeps the records of the others, and MINISUM_DEVICE chooses the device.
 import importlib.util
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
