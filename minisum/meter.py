@@ -64,7 +64,7 @@ def run_diverged(names, results_path):
     """The error that ends a run in which the models `names` diverged (exit status 3), raised
     after the other models finished and everything was saved."""
     return Diverged(f"{', '.join(names)} diverged (see above): no result is reported from "
-                    f"{'it' if len(names) == 1 else 'them'}; the other models' results are in {results_path}")
+                    f"{'it' if len(names) == 1 else 'them'}; the run's records are in {results_path}")
 
 
 def check_parameters(params):

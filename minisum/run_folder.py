@@ -44,6 +44,8 @@ class RunFolder:
 
     def claim(self, args):
         """Check, before anything is written, that the folder can be this run's."""
+        if args.resume and args.overwrite:
+            raise UserError("--resume continues the run in --out-dir and --overwrite moves it aside: give one of them")
         self._check_writable()
         found = self.run_files()
         if found and not args.resume and not args.overwrite:

@@ -153,6 +153,8 @@ CASES = {
                                      "or add --overwrite"),
     "lm resume with other flags": Case("lm", ["--resume", "--d-model", "32"], "was made with --d-model 16, not 32"),
     "lm resume with another lr": Case("lm", ["--resume", "--lr", "0.5"], "was made with --lr 0.01, not 0.5"),
+    "lm resume and overwrite": Case("lm", ["--resume", "--overwrite"], "--resume continues the run in --out-dir and "
+                                    "--overwrite moves it aside: give one of them"),
     "lm resume of nothing": Case("lm", ["--resume"], "nothing to resume in", out_dir="{tmp}/empty"),
     "lm out-dir is a file": Case("lm", [], "is not a folder", out_dir="{tmp}/a_file", prepare=a_file),
     "lm out-dir below a file": Case("lm", [], "a_file exists and is not a folder", out_dir="{tmp}/a_file/run",
