@@ -360,7 +360,10 @@ def load_trained(path, tokenizer):
     ckpt = read_checkpoint(path)
     check_fingerprint(ckpt, path, tokenizer.fingerprint(), "tokenizer")
     with fields_of(path):
-        model = LanguageModel(**ckpt["config"]["model"])
+        config = ckpt["config"]["model"]
+        if not all(isinstance(config[key], int) for key in ("vocab_size", "d_model", "n_layers", "n_heads", "max_len")):
+            raise ValueError(f"its model sizes {config} are not all whole numbers")
+        model = LanguageModel(**config)
         model.load_state_dict(ckpt["model"])
     return model
 

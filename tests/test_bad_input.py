@@ -187,7 +187,7 @@ CASES = {
                                         prepare=other_tokenizer),
     "lm generate config not JSON": Case("lm", ["--generate", "The"], "summation.npz is malformed",
                                         prepare=lambda run, tmp: edit_checkpoint(run / "summation.npz", config="[")),
-    "lm generate model config wrong": Case("lm", ["--generate", "The"], "summation.npz is malformed",
+    "lm generate model config wrong": Case("lm", ["--generate", "The"], "are not all whole numbers",
                                            prepare=checkpoint_field("summation.npz", lambda c, e: c["model"].update(
                                                d_model="wide"))),
     "lm generate no checkpoint": Case("lm", ["--generate", "The", "--models", "attention"], "no checkpoint"),
