@@ -223,7 +223,8 @@ def train_model(name, args, data, info, folder, stop, progress, on_epoch):
 
     for epoch in range(progress.done + 1, args.epochs + 1):
         progress.epoch_rng, meter = rng.bit_generator.state, progress.meter()
-        steps = runtime.index_batches(len(x_train), args.batch_size, backend.to_device(rng.permutation(len(x_train))))
+        order = backend.to_device(rng.permutation(len(x_train)))  # one copy an epoch; batches are slices of it
+        steps = runtime.index_batches(len(x_train), args.batch_size, order)
         model.train()
         with runtime.Timer() as train_time:
             for idx in runtime.progress(steps[meter.batches:], total=len(steps) - meter.batches,
@@ -271,9 +272,10 @@ def evaluate(model, x, y, batch_size):
     """A Meter of the loss and accuracy over the whole split, without building a graph."""
     meter = Meter()
     with minisum.no_grad():
-        for idx in runtime.index_batches(len(x), batch_size):
-            loss, hits = loss_and_hits(model(minisum.tensor(x[idx])), y[idx])
-            meter.add(loss.data, weight=len(idx), hits=hits, count=len(idx))
+        for rows in runtime.index_batches(len(x), batch_size):
+            labels = y[rows]
+            loss, hits = loss_and_hits(model(minisum.tensor(x[rows])), labels)
+            meter.add(loss.data, weight=len(labels), hits=hits, count=len(labels))
     return meter
 
 

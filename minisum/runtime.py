@@ -56,10 +56,11 @@ def hardware_info():
 
 
 def index_batches(n, batch_size, order=None):
-    """Row indices of n examples cut into batches of `batch_size` (the last may be smaller),
-    in the given `order` (e.g. a shuffled permutation) or 0..n-1."""
-    order = range(n) if order is None else order
-    return [order[start:start + batch_size] for start in range(0, n, batch_size)]
+    """Row selections of n examples cut into batches of `batch_size` (the last may be smaller):
+    slices of `order` (e.g. a shuffled permutation, on the device: no copy per batch), or plain
+    slices 0..n-1 without one."""
+    cuts = [slice(start, start + batch_size) for start in range(0, n, batch_size)]
+    return cuts if order is None else [order[cut] for cut in cuts]
 
 
 def to_device_batch(*arrays):
