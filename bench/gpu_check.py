@@ -252,7 +252,8 @@ def check_train_lm(target, report):
         losses = {}
         for device in ("cpu", target):
             out_dir = f"{folder}/{device}"
-            done = subprocess.run([sys.executable, "train_lm.py", *TINY_LM, "--device", device, "--out-dir", out_dir],
+            done = subprocess.run([sys.executable, "train_lm.py", *TINY_LM, "--device", device, "--out-dir", out_dir,
+                                   "--overwrite"],  # --target cpu runs twice in one folder
                                   cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, **env})
             if done.returncode != 0:
                 report(f"train_lm.py --device {device}", False, done.stderr.strip()[-1500:])
