@@ -32,7 +32,7 @@ from minisum.checkpoint import fingerprint
 from minisum.data.classification_sources import CLS_DATASETS, load_classification
 from minisum.data.keras_text import KERAS_OOV_ID, WordTokenizer, keras_dataset_ids
 from minisum.errors import UserError
-from minisum.meter import Diverged, Meter, check_parameters, run_diverged, untrained_limit
+from minisum.meter import Diverged, Meter, check_parameters, run_diverged, stopped_diverged, untrained_limit
 from minisum.models import AttentionClassifier, SummationClassifier
 from minisum.ops import binary_cross_entropy_with_logits, cross_entropy
 from minisum.optim import KERAS_ADAM_EPS, AdamW, clip_grad_value
@@ -385,8 +385,7 @@ def main(argv=None):
             except Diverged as err:
                 drop_best(results[name])
                 diverged.append(name)
-                print(f"{name}: {err} in epoch {len(results[name]['history']) + 1}; stopped training this model "
-                      "(a lower --lr may help); its last good checkpoint is kept", flush=True)
+                print(stopped_diverged(name, err, len(results[name]["history"])), flush=True)
             finally:
                 save()
     print_summary(args, results)

@@ -40,7 +40,7 @@ from minisum.data.gpt2_tokenizer import load_tokenizer, read_tokenizer, vocabula
 from minisum.data.lm_samples import batches, count_tokens, make_samples
 from minisum.data.lm_sources import LM_DATASETS, load_lm_texts
 from minisum.errors import UserError
-from minisum.meter import Diverged, Meter, check_parameters, run_diverged, untrained_limit
+from minisum.meter import Diverged, Meter, check_parameters, run_diverged, stopped_diverged, untrained_limit
 from minisum.models import MIXERS, LanguageModel
 from minisum.optim import AdamW
 from minisum.representation import plot_representations
@@ -469,10 +469,7 @@ def main(argv=None):
             except Diverged as err:
                 records[name]["status"] = "diverged"
                 diverged.append(name)
-                done = len(records[name]["epochs"])
-                kept = (f"its last good checkpoint (epoch {done}) is kept" if done else "it had no checkpoint yet")
-                print(f"{name}: {err} in epoch {done + 1}; stopped training this model (a lower --lr may help); "
-                      f"{kept}", flush=True)
+                print(stopped_diverged(name, err, len(records[name]["epochs"])), flush=True)
             finally:  # after every model, and on a signal with what was done so far
                 write_results(results_path, args, records, data_info, started)
 

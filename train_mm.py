@@ -38,7 +38,7 @@ from minisum.data import tabular
 from minisum.data.keras_text import TextVectorizer
 from minisum.data.synthetic_multimodal import make_synthetic_table
 from minisum.errors import UserError
-from minisum.meter import Diverged, check_parameters, run_diverged
+from minisum.meter import Diverged, check_parameters, run_diverged, stopped_diverged
 from minisum.models import AttentionFusionRegressor, SummationFusionRegressor
 from minisum.optim import KERAS_ADAM_EPS, AdamW
 from minisum.ridge import regression_metrics, ridge_fit, ridge_predict
@@ -371,8 +371,7 @@ def main(argv=None):
                 except Diverged as err:
                     results[name]["status"] = "diverged"
                     diverged.append(name)
-                    print(f"{name}: {err}; stopped training this model (a lower --lr may help); its last good "
-                          "checkpoint is kept", flush=True)
+                    print(stopped_diverged(name, err, len(results[name]["history"])), flush=True)
                     write_results()
                     continue
                 predictions[name] = predict(model, splits["test"][0], splits["test"][1], args.batch_size)

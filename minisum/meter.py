@@ -60,6 +60,12 @@ class Meter:
                 "loss_sum": float(self._host[0]), "hits": int(self._host[1])}
 
 
+def stopped_diverged(name, err, epochs_done):
+    """The line a script prints when model `name` diverged in the epoch after `epochs_done`."""
+    kept = f"its last good checkpoint (epoch {epochs_done}) is kept" if epochs_done else "it had no checkpoint yet"
+    return f"{name}: {err} in epoch {epochs_done + 1}; stopped training this model (a lower --lr may help); {kept}"
+
+
 def run_diverged(names, results_path):
     """The error that ends a run in which the models `names` diverged (exit status 3), raised
     after the other models finished and everything was saved."""
