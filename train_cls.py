@@ -83,7 +83,7 @@ def parse_args(argv=None):
                    "this fraction for testing (AG News, whose local train file is partial)")
     p.add_argument("--quick", action="store_true", help="preset: " + ", ".join(f"{k}={v}" for k, v in QUICK.items()))
     p.add_argument("--seed", type=SEED, default=0, help="initialisation, batch order, --*-limit subsets, --resplit")
-    arguments.add_run_flags(p, "runs/cls")
+    arguments.add_run_flags(p, "runs/cls", "the run's folder is OUT_DIR/DATASET: results, checkpoints, curves")
     args = p.parse_args(argv)
     if args.quick:  # parse again with the preset as defaults, so explicit flags override it
         p.set_defaults(**QUICK)

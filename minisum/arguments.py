@@ -92,10 +92,9 @@ def names(choices):
     return parse
 
 
-def add_run_flags(parser, default_out_dir):
+def add_run_flags(parser, default_out_dir, out_dir_help="the run's folder: results, checkpoints, figures"):
     """--out-dir, --resume, --overwrite and --device, the same in every script."""
-    parser.add_argument("--out-dir", default=default_out_dir, help="the run's folder: results, checkpoints, figures "
-                        "(default: %(default)s)")
+    parser.add_argument("--out-dir", default=default_out_dir, help=out_dir_help + " (default: %(default)s)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out-dir with its own flags "
                         "(--epochs may grow)")
     parser.add_argument("--overwrite", action="store_true", help="start afresh in an --out-dir that holds a run: "
