@@ -101,8 +101,10 @@ def fingerprint(text):
 
 def check_fingerprint(ckpt, path, expected, what):
     """One line when checkpoint `path` was trained with another tokenizer or vocabulary."""
-    with fields_of(path):
-        saved = ckpt["config"]["fingerprint"]
+    saved = ckpt["config"].get("fingerprint")
+    if saved is None:
+        raise UserError(f"checkpoint {path} records no {what} fingerprint (it predates them), so it cannot be "
+                        f"checked against this {what}: train again to use it")
     if saved != expected:
         raise UserError(f"checkpoint {path} was trained with another {what} (fingerprint {saved}, this one "
                         f"{expected}): use the {what} of its run, or train again")
