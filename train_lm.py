@@ -320,7 +320,8 @@ def print_table(args, records):
         last = record["epochs"][-1] if record["epochs"] and record["status"] != "diverged" else None
         ours = (f"{last['valid_loss']:>7.4f} {last['valid_ppl']:>9.1f} {last['valid_acc']:>6.3f}" if last
                 else f"{'-':>7} {'-':>9} {'-':>6}")
-        print(f"{name:<10} {record['status']:<11} {record['parameters']:>10,} {len(record['epochs']):>6} {ours}"
+        params = f"{record['parameters']:,}" if record["parameters"] else "-"  # "-": a model not started yet
+        print(f"{name:<10} {record['status']:<11} {params:>10} {len(record['epochs']):>6} {ours}"
               f" | {paper[name][0]:>9} {paper[name][1]:>9.2f} | {format_seconds(model_seconds(record)):>8}")
     changed = [f"--{key.replace('_', '-')} {getattr(args, key)}" for key, value in PAPER.items()
                if key != "models" and getattr(args, key) != value]

@@ -147,6 +147,16 @@ def test_resume_of_some_models_keeps_the_records_of_the_others(tmp_path):
     assert len(report["summation"]["epochs"]) == 1 and len(report["hybrid"]["epochs"]) == 2
 
 
+def test_resume_of_the_first_model_of_a_run_stopped_before_the_second(tmp_path, monkeypatch, capsys):
+    sigterm_at_step(monkeypatch, "lm", 2)
+    assert guarded(train_lm.main, TINY["lm"] + ["--out-dir", str(tmp_path)]) == 143
+    monkeypatch.undo()
+    train_lm.main(["--resume", "--out-dir", str(tmp_path), "--models", "summation"])
+    report = json.loads((tmp_path / "results.json").read_text())["models"]
+    assert report["summation"]["status"] == "finished" and report["hybrid"]["status"] == "pending"
+    assert "hybrid     pending" in capsys.readouterr().out
+
+
 def test_resume_alone_analyzes_a_finished_run(tmp_path, capsys):
     train_lm.main(TINY["lm"] + ["--out-dir", str(tmp_path)])
     before = (tmp_path / "summation.npz").read_bytes()
