@@ -103,7 +103,8 @@ def check_fingerprint(ckpt, path, expected, what):
     """One line when checkpoint `path` was trained with another tokenizer or vocabulary."""
     saved = ckpt["config"].get("fingerprint")
     if saved is None:
-        raise UserError(f"checkpoint {path} records no {what} fingerprint (it predates them), so it cannot be "
+        raise UserError(f"checkpoint {path} records no {what} fingerprint (made before checkpoints had one, or "
+                        f"elsewhere), so it cannot be "
                         f"checked against this {what}: train again to use it")
     if saved != expected:
         raise UserError(f"checkpoint {path} was trained with another {what} (fingerprint {saved}, this one "
