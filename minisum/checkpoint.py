@@ -104,8 +104,7 @@ def check_fingerprint(ckpt, path, expected, what):
     saved = ckpt["config"].get("fingerprint")
     if saved is None:
         raise UserError(f"checkpoint {path} records no {what} fingerprint (made before checkpoints had one, or "
-                        f"elsewhere), so it cannot be "
-                        f"checked against this {what}: train again to use it")
+                        f"elsewhere), so it cannot be checked against this {what}: train again to use it")
     if saved != expected:
         raise UserError(f"checkpoint {path} was trained with another {what} (fingerprint {saved}, this one "
                         f"{expected}): use the {what} of its run, or train again")
