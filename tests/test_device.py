@@ -190,12 +190,7 @@ def script_traffic_per_step(main, argv, monkeypatch):
     return tuple(float(v) for v in np.median(intervals, axis=0))
 
 
-SCRIPT_SYNCS = pytest.mark.xfail(strict=True, reason="the scripts read the loss and accuracy every step: "
-                                                     "issue 15 item 4, the scripts' part")
-
-
-@pytest.mark.parametrize("script", [pytest.param("train_lm", marks=SCRIPT_SYNCS),
-                                    pytest.param("train_cls", marks=SCRIPT_SYNCS), "train_mm"])
+@pytest.mark.parametrize("script", ["train_lm", "train_cls", "train_mm"])
 def test_a_training_script_syncs_at_most_once_per_step(script, tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT))
     module = importlib.import_module(script)

@@ -716,6 +716,12 @@ def _device_properties(device):
             "major": 9, "minor": 0}
 
 
+def _mem_get_info():
+    """(free, total) bytes: the emulated device's arrays live in host memory."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    return os.sysconf("SC_AVPHYS_PAGES") * page, os.sysconf("SC_PHYS_PAGES") * page
+
+
 cuda = _submodule("cuda", "CUDA bindings: one emulated device, one stream.")
 cuda.Device = _Device
 cuda.Stream = _Stream
@@ -723,7 +729,7 @@ cuda.Stream.null = _Stream()
 cuda.get_current_stream = lambda device=None: cuda.Stream.null
 cuda.runtime = types.SimpleNamespace(getDeviceCount=lambda: 1, getDeviceProperties=_device_properties,
                                      deviceSynchronize=_sync, getDevice=lambda: 0, runtimeGetVersion=lambda: 12080,
-                                     driverGetVersion=lambda: 12080)
+                                     driverGetVersion=lambda: 12080, memGetInfo=_mem_get_info)
 cuda.is_available = lambda: True
 
 
