@@ -85,6 +85,8 @@ def records(folder):
 
 @pytest.mark.parametrize("script, step", [("lm", 6), ("cls", 3), ("mm", 3)])
 def test_sigterm_mid_epoch_then_resume_equals_an_uninterrupted_run(script, step, tmp_path, monkeypatch, capsys):
+    if script == "mm" and backend.get_device() == "gpu":
+        pytest.skip("dropout draws from CuPy's generator there, which checkpoints do not keep (docs/runs.md)")
     main, flags = SCRIPTS[script].main, TINY[script] + FLAGS[script]
     straight = tmp_path / "straight"
     main(flags + ["--out-dir", str(straight)])

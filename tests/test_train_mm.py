@@ -15,6 +15,7 @@ import pytest
 
 import minisum
 import train_mm
+from conftest import on_device, to_host
 from minisum.errors import UserError
 from minisum.models import SummationFusionRegressor
 
@@ -44,7 +45,7 @@ def test_end_to_end_on_the_fixture(tmp_path):
         assert m["rmse"] == pytest.approx(math.sqrt(m["mse"]))
         assert 0 <= m["mae"] <= m["rmse"]
     assert results["config"]["batch_size"] == 64 and results["config"]["lr"] == 1e-4
-    assert results["hardware"]["device"] == "cpu"
+    assert results["hardware"]["device"] == os.environ["MINISUM_DEVICE"]  # the suite's, as no --device is given
     assert (out / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -75,8 +76,9 @@ def test_fused_models_use_both_text_and_numbers(tmp_path):
 def test_training_ends_with_the_best_epoch_weights_and_predicts_without_dropout():
     rng = np.random.default_rng(0)
 
-    def random_set(n):  # 20-word vocabulary, 8 tokens, 2 numbers
-        return rng.integers(0, 20, (n, 8)), rng.random((n, 2), dtype=np.float32), rng.random((n, 1), dtype=np.float32)
+    def random_set(n):  # 20-word vocabulary, 8 tokens, 2 numbers, on the suite's device
+        return tuple(on_device(a) for a in (rng.integers(0, 20, (n, 8)), rng.random((n, 2), dtype=np.float32),
+                                            rng.random((n, 1), dtype=np.float32)))
 
     train_set, val_set = random_set(64), random_set(32)
     args = train_mm.parse_args(["--epochs", "8", "--lr", "0.03", "--stop-patience", "8", "--batch-size", "16"])
@@ -87,7 +89,7 @@ def test_training_ends_with_the_best_epoch_weights_and_predicts_without_dropout(
     assert losses[-1] > min(losses)  # the run ends past its best epoch, or this test would prove nothing
     assert best_epoch == 1 + losses.index(min(losses))
     pred = train_mm.predict(model, val_set[0], val_set[1], batch_size=16)
-    assert np.mean((pred - val_set[2][:, 0]) ** 2) == pytest.approx(min(losses), rel=1e-6)
+    assert np.mean((pred - to_host(val_set[2])[:, 0]) ** 2) == pytest.approx(min(losses), rel=1e-6)
     # dropout 0.5 is off in evaluation: the same inputs give the same predictions
     np.testing.assert_array_equal(pred, train_mm.predict(model, val_set[0], val_set[1], batch_size=16))
 
