@@ -58,6 +58,8 @@ ANSWERS_OUTSIDE_BLOCKS = {
     "train_mm.py": ("5.2",),
     "tests/test_train_cls.py": ("5.2",),  # run those scripts
     "tests/test_train_mm.py": ("5.2",),
+    "tests/test_bad_input.py": ("5.2",),  # runs the three scripts
+    "tests/test_resume.py": ("5.2",),
     "tests/test_models.py": ("5.2",),  # fit(): a training loop
     "bench/": ("5.2",),  # timed training steps
     "tests/test_optim.py": ("5.1",),  # adamw_reference: AdamW written out
