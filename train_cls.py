@@ -145,22 +145,24 @@ def load_data(args):
         x_test = keras_dataset_ids(test_texts, args.vocab_size, args.seq_len)
         words_seen = max((int(ranks.max()) for ranks in train_texts + test_texts if len(ranks)), default=0)
         empty_train, empty_test = (sum(len(ranks) == 0 for ranks in texts) for texts in (train_texts, test_texts))
+        vocabulary = fingerprint(x_train.tobytes())  # the dataset's own ranks decide the ids
     else:  # the reference's Tokenizer: vocabulary from the training texts only
         tokenizer = WordTokenizer(num_words=args.vocab_size, maxlen=args.seq_len).fit(train_texts)
         x_train, x_test = tokenizer.transform(train_texts), tokenizer.transform(test_texts)
         words_seen = len(tokenizer.word_index)
         empty_train, empty_test = int((x_train == 0).all(1).sum()), int((x_test == 0).all(1).sum())
+        used = sorted((i, word) for word, i in tokenizer.word_index.items() if i < args.vocab_size)
+        vocabulary = fingerprint(" ".join(word for _, word in used))
     if empty_train == len(x_train):
         raise UserError(f"{args.dataset}: all {len(x_train)} training texts are empty after lower-casing and "
                         "removing punctuation; check that the files in --data-dir hold the texts")
     if empty_train or empty_test:
         # Kept, as all-padding rows, like the reference does (e.g. 20 Newsgroups posts that were all quote).
         notes.append(f"{empty_train} training and {empty_test} test texts have no word in the vocabulary "
-                     "and are kept as all-padding rows, as in the reference")
-    used = sorted((i, word) for word, i in tokenizer.word_index.items() if i < args.vocab_size)
+                     "and are kept (all padding, or the start id alone for IMDB and Reuters), as in the reference")
     info = {"classes": list(data.class_names), "n_train": len(x_train), "n_test": len(x_test),
-            "words_seen": len(tokenizer.word_index), "empty_train": empty_train, "empty_test": empty_test,
-            "files": data.files, "notes": notes, "vocabulary": fingerprint(" ".join(word for _, word in used))}
+            "words_seen": words_seen, "empty_train": empty_train, "empty_test": empty_test,
+            "files": data.files, "notes": notes, "vocabulary": vocabulary}
     return x_train, train_labels, x_test, test_labels, info
 
 
@@ -168,7 +170,8 @@ def load_data(args):
 
 def model_config(name, args, n_classes):
     config = dict(vocab_size=args.vocab_size, seq_len=args.seq_len, d_model=args.d_model, n_classes=n_classes)
-    return config if name == "summation" else dict(config, n_heads=args.heads, head_dim=args.head_dim)
+    return config if name == "summation" else dict(config, n_heads=args.heads, head_dim=args.head_dim,
+                                                   attention_init=args.attention_init)
 
 
 def build_model(name, args, n_classes):
@@ -206,8 +209,8 @@ def train_model(name, args, data, info, folder, stop, progress, on_epoch):
     x_train, y_train, x_test, y_test = data  # on the device
     path, record = folder.path / f"{name}.npz", progress.record
     model = build_model(name, args, len(info["classes"]))
-    # Keras' Adam: epsilon 1e-7, no weight decay.
-    optimizer = AdamW(model.parameters(), lr=args.lr, eps=KERAS_ADAM_EPS, weight_decay=0.0)
+    # Keras' Adam: epsilon 1e-7 added to sqrt(v), no weight decay.
+    optimizer = AdamW(model.parameters(), lr=args.lr, eps=KERAS_ADAM_EPS, weight_decay=0.0, eps_style="keras")
     rng = np.random.default_rng(args.seed)  # the same batches for every model
     params = model.parameters()
     config, limit = checkpoint_config(name, args, info), untrained_limit(len(info["classes"]))

@@ -78,6 +78,8 @@ def parse_args(argv):
     model.add_argument("--d-model", type=positive(int), help="width of every layer (paper 256)")
     model.add_argument("--heads", type=positive(int), default=4, help="attention heads (default %(default)s)")
     model.add_argument("--head-dim", type=positive(int), help="attention key size per head (paper 64)")
+    model.add_argument("--attention-init", choices=("keras", "keras3"), default="keras",
+                       help="Glorot fans of the attention kernels: Keras 2.12's (the reference's pin) or Keras 3's")
     model.add_argument("--dropout", type=between(0, 1), default=0.2,
                        help="dropout before the last layer, in [0, 1) (default %(default)s)")
     model.add_argument("--ridge-alpha", type=NON_NEGATIVE, default=1.0, help="ridge penalty (default %(default)s)")
@@ -141,7 +143,9 @@ def load_data(args):
 def model_config(name, vocab_size, n_features, args):
     config = dict(vocab_size=vocab_size, seq_len=args.seq_len, d_model=args.d_model, n_features=n_features,
                   dropout=args.dropout)
-    return dict(config, n_heads=args.heads, head_dim=args.head_dim) if name == "attention" else config
+    if name == "attention":
+        return dict(config, n_heads=args.heads, head_dim=args.head_dim, attention_init=args.attention_init)
+    return config
 
 
 def build_model(name, vocab_size, n_features, args):

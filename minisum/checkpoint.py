@@ -93,10 +93,10 @@ def load_checkpoint(path, model, optimizer=None):
     return ckpt
 
 
-def fingerprint(text):
-    """A short hash of a tokenizer's or vocabulary's text, recorded in each checkpoint: a model is
-    only meaningful with the ids it was trained on."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+def fingerprint(data):
+    """A short hash of a tokenizer's or vocabulary's text (or bytes), recorded in each checkpoint:
+    a model is only meaningful with the ids it was trained on."""
+    return hashlib.sha256(data.encode("utf-8") if isinstance(data, str) else data).hexdigest()[:16]
 
 
 def check_fingerprint(ckpt, path, expected, what):
