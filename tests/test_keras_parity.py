@@ -14,8 +14,11 @@ import os
 import numpy as np
 import pytest
 
-os.environ.setdefault("KERAS_BACKEND", "torch")
+torch = pytest.importorskip("torch")
+os.environ["KERAS_BACKEND"] = "torch"  # read once, when Keras is first imported
 keras = pytest.importorskip("keras")
+if keras.backend.backend() != "torch":
+    pytest.skip("Keras was imported with another backend before this file", allow_module_level=True)
 from keras import layers, ops as kops  # noqa: E402
 from keras.src.backend.common import dtypes as keras_dtypes  # noqa: E402
 from keras.src.initializers.random_initializers import compute_fans  # noqa: E402
@@ -217,17 +220,15 @@ def relative(ours, theirs):
     return float(np.abs(ours - theirs).max() / np.abs(theirs).max())
 
 
-def keras_step(kmodel, loss_fn, inputs, target, optimizer=None):
-    """Loss and gradients of one batch (the torch backend's train_step), then one optimizer step."""
+def keras_step(kmodel, loss_fn, inputs, target, optimizer):
+    """Loss and gradients of one batch, then one optimizer step: the torch backend's train_step."""
     kmodel.zero_grad()
     loss = loss_fn(target, kmodel(*inputs))
     loss.backward()
     variables = kmodel.trainable_weights
     grads = [v.value.grad.clone() for v in variables]
-    if optimizer is not None:
-        import torch
-        with torch.no_grad():
-            optimizer.apply(grads, variables)
+    with torch.no_grad():
+        optimizer.apply(grads, variables)
     return float(numpy(loss)), grads
 
 
