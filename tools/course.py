@@ -61,6 +61,7 @@ ANSWERS_OUTSIDE_BLOCKS = {
     "tests/test_bad_input.py": ("5.2",),  # runs the three scripts
     "tests/test_resume.py": ("5.2",),
     "tests/test_models.py": ("5.2",),  # fit(): a training loop
+    "tests/test_device.py": ("5.2",),  # train_step(): one too
     "bench/": ("5.2",),  # timed training steps
     "tests/test_optim.py": ("5.1",),  # adamw_reference: AdamW written out
 }
