@@ -11,7 +11,7 @@ from minisum.backend import get_array_module
 from minisum.gradcheck import gradcheck
 from minisum.models import LanguageModel
 from minisum.ops import composite
-from conftest import emulated_gpu, on_device, to_float64, to_host
+from conftest import emulated_gpu, on_device, task, to_float64, to_host
 
 pytestmark = pytest.mark.needs_engine  # autograd and the small ops of the twin
 
@@ -46,6 +46,7 @@ def leaves(*arrays):
     return [Tensor(on_device(a), requires_grad=True) for a in arrays]
 
 
+@task("2.1", "1.6", "1.1")  # the fused op's gradient is the cross-entropy's, then a linear layer's
 @pytest.mark.parametrize("chunk_rows", [None, 1, 3])  # one chunk; one row at a time; an uneven last chunk
 def test_gradients_by_central_differences(chunk_rows, rows, rng):
     x, weight, bias, targets = problem(rng)

@@ -61,6 +61,8 @@ ANSWERS_OUTSIDE_BLOCKS = {
     "tests/test_bad_input.py": ("5.2",),  # runs the three scripts
     "tests/test_resume.py": ("5.2",),
     "tests/test_models.py": ("5.2",),  # fit(): a training loop
+    "tests/test_device.py": ("5.2",),  # train_step(): one too
+    "tests/test_keras_parity.py": ("5.2",),  # three training steps against Keras
     "bench/": ("5.2",),  # timed training steps
     "tests/test_optim.py": ("5.1",),  # adamw_reference: AdamW written out
 }

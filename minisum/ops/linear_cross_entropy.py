@@ -82,12 +82,16 @@ class LinearCrossEntropy(Function):
             loss += (wc * (xp.log(total) + top - target)).sum()  # lse = max + log total
             if not self.with_grad:
                 continue
+            # BEGIN TASK 2.1
             z *= (wc / total)[:, None]  # w softmax(z)
             z[at, yc] -= wc  # g = w (softmax(z) - onehot(y)), in place of the logits
+            # END TASK 2.1
+            # BEGIN TASK 1.6
             xp.matmul(z, weight, out=gx_k[chunk])
             for v in range(0, V, VOCAB_SLICE):
                 gw[v:v + VOCAB_SLICE] += z[:, v:v + VOCAB_SLICE].T @ xc
             gb += z.sum(axis=0)
+            # END TASK 1.6
 
         self.hits = hits
         if self.with_grad:
