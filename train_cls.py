@@ -1,4 +1,4 @@
-"""Train the paper's two document classifiers and compare them (PAPER.md section 2).
+"""Train the paper's two document classifiers and compare them (docs/paper.md section 2).
 
 Summation (x * (pos + 1) -> Dense relu -> sum over the sequence -> Dense) against
 attention (x + pos -> 4-head attention -> mean over the sequence -> Dense), both trained
@@ -42,7 +42,7 @@ from minisum.signals import StopRequest
 
 MODELS = ("summation", "attention")
 
-# Best validation accuracy in the paper (PAPER.md section 2) and its speed-up claim.
+# Best validation accuracy in the paper (docs/paper.md section 2) and its speed-up claim.
 PAPER_ACCURACY = {
     "imdb": {"attention": 0.87, "summation": 0.88},
     "20newsgroups": {"attention": 0.58, "summation": 0.65},

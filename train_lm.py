@@ -1,4 +1,4 @@
-"""The paper's language-modeling benchmark (PAPER.md, section 1): attention, summation, hybrid.
+"""The paper's language-modeling benchmark (docs/paper.md, section 1): attention, summation, hybrid.
 
     python train_lm.py --quick                          a small preset, minutes on a laptop CPU
     python train_lm.py --device gpu                     the paper's protocol
@@ -64,7 +64,7 @@ MAY_CHANGE_ON_RESUME = ("epochs", "models", "quick", "data_dir", "tokenizer_dir"
 RUN_FILES = ("results.json", "tokenizer.json", "loss_curves.png", "representations.png", "*.npz")
 LOG_EVERY = 50  # batches between reads of the running loss (each read waits for the GPU)
 
-# Validation perplexity and accuracy after the last epoch (PAPER.md, section 1).
+# Validation perplexity and accuracy after the last epoch (docs/paper.md, section 1).
 PAPER_RESULTS = {
     "wikitext2": {"attention": (300, 0.22), "summation": (331, 0.21), "hybrid": (274, 0.23)},
     "cmu_books": {"attention": (286, 0.19), "summation": (335, 0.17), "hybrid": (269, 0.19)},
@@ -313,7 +313,7 @@ def write_results(path, args, records, data_info, started, analysis=None):
 
 def print_table(args, records):
     paper = PAPER_RESULTS[args.dataset]
-    print(f"\n{DATASET_NAMES[args.dataset]}: validation after the last epoch, beside the paper (PAPER.md)")
+    print(f"\n{DATASET_NAMES[args.dataset]}: validation after the last epoch, beside the paper (docs/paper.md)")
     print(f"{'model':<10} {'status':<11} {'params':>10} {'epochs':>6} {'loss':>7} {'ppl':>9} {'acc':>6}"
           f" | {'paper ppl':>9} {'paper acc':>9} | {'time':>8}")
     for name, record in records.items():

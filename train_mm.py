@@ -1,4 +1,4 @@
-"""The multimodal regression benchmark (PAPER.md section 3): a comment's text plus four
+"""The multimodal regression benchmark (docs/paper.md section 3): a comment's text plus four
 numbers -> one number, with three models compared on the same 60/20/20 split.
 
     ridge       closed-form ridge regression (alpha 1.0) on the numbers only

@@ -1,4 +1,4 @@
-"""Speed-up of the summation classifier over the attention classifier (PAPER.md section 2).
+"""Speed-up of the summation classifier over the attention classifier (docs/paper.md section 2).
 
     python -m bench.classifier_speedup                 # 256 and 512 tokens, 5 timed runs each
     python -m bench.classifier_speedup --lengths 256 512 1024 --repeats 9

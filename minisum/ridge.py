@@ -1,5 +1,5 @@
 """Ridge regression in closed form, the numeric-only baseline of the multimodal
-experiment (PAPER.md section 3), and the regression metrics it reports.
+experiment (docs/paper.md section 3), and the regression metrics it reports.
 
 `ridge_fit` is scikit-learn's `Ridge(alpha)` with `fit_intercept=True`: the intercept is
 not penalised, which is the same as centring X and y, solving the penalised problem

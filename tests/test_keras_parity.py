@@ -1,6 +1,6 @@
 """minisum against Keras (skipped without Keras, which is not a dependency of minisum).
 
-The reference's Keras models of PAPER.md sections 2 and 3 are written here with Keras
+The reference's Keras models of docs/paper.md sections 2 and 3 are written here with Keras
 layers (`pip install keras torch`: Keras 3 on the torch backend is enough). Weights are
 copied from minisum, then the outputs, losses, gradients and three Adam steps (Keras'
 epsilon placement; clipvalue 1.0 for the classifiers, none for the regressors) are compared

@@ -52,7 +52,7 @@ def tiny_lm(mixer, seed=0):
 
 
 def reference_lm_shapes(mixer, V, d, max_len, n_layers=2):
-    """The reference PyTorch state_dict keys and shapes, written from PAPER.md section 1."""
+    """The reference PyTorch state_dict keys and shapes, written from docs/paper.md section 1."""
     shapes = {"token_embedding.weight": (V, d), "pos_embedding.weight": (max_len, d)}
     kinds = {"attention": ["attention"] * n_layers, "summation": ["summation"] * n_layers,
              "hybrid": ["summation"] * (n_layers - 1) + ["attention"]}[mixer]

@@ -92,7 +92,7 @@ DATASETS = {
 
 
 def keras_parameter_count(model, classes, vocab=50, seq=16, d=8, heads=2, head_dim=4):
-    """Parameters as Keras counts them for PAPER.md section 2's layers."""
+    """Parameters as Keras counts them for docs/paper.md section 2's layers."""
     units = 1 if classes == 2 else classes
     common = vocab * d + seq * d + d * units + units  # embedding, positions, output Dense
     if model == "summation":

@@ -1,4 +1,4 @@
-"""The four classification datasets of PAPER.md section 2, as texts and integer labels.
+"""The four classification datasets of docs/paper.md section 2, as texts and integer labels.
 
 `load_classification(name)` fetches a dataset from the Hugging Face hub;
 `load_classification(name, data_dir)` reads local files instead. `data_dir` is the

@@ -2,7 +2,7 @@
 
 Three Keras preprocessors are reproduced:
 
-* `WordTokenizer` (classification of AG News and 20 Newsgroups, PAPER.md section 2) = Keras
+* `WordTokenizer` (classification of AG News and 20 Newsgroups, docs/paper.md section 2) = Keras
   `Tokenizer(num_words=10000)` + `texts_to_sequences` + `pad_sequences(maxlen=256)`;
 * `keras_dataset_ids` (classification of IMDB and Reuters) = `keras.datasets.imdb/reuters.
   load_data(num_words=10000)` + `pad_sequences(maxlen=256)`, from word ranks (`rank_words`

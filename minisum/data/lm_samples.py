@@ -1,4 +1,4 @@
-"""Language-modeling samples and batches, as the reference builds them (PAPER.md section 1).
+"""Language-modeling samples and batches, as the reference builds them (docs/paper.md section 1).
 
 Every text that tokenizes to 2 or more tokens is one sample, cut to `max_len` tokens;
 texts are never packed together. A batch pads its samples with the pad id to the

@@ -1,4 +1,4 @@
-"""The texts of the four language-modeling datasets (PAPER.md section 1).
+"""The texts of the four language-modeling datasets (docs/paper.md section 1).
 
 `load_lm_texts` returns {"train": [...], "valid": [...]}: one string per WikiText line,
 per review, per news item or per book summary, exactly as the Hugging Face versions the

@@ -1,5 +1,5 @@
 """A small synthetic stand-in for Civil Comments, to run the multimodal regression
-(PAPER.md section 3) offline. Same column names as the real set: `text`, the four
+(docs/paper.md section 3) offline. Same column names as the real set: `text`, the four
 numeric inputs `toxicity, severe_toxicity, obscene, threat`, target `identity_attack`.
 
 Construction (one row; `rng = np.random.default_rng(seed)`):

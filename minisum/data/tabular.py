@@ -1,4 +1,4 @@
-"""Tables for the multimodal regression (PAPER.md section 3): a text column, numeric
+"""Tables for the multimodal regression (docs/paper.md section 3): a text column, numeric
 columns and a numeric target, from a local file or from Civil Comments on the hub.
 
 `split_60_20_20` reproduces the reference's two scikit-learn `train_test_split` calls.

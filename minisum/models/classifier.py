@@ -1,4 +1,4 @@
-"""The two document classifiers of the paper's classification benchmark (PAPER.md section 2).
+"""The two document classifiers of the paper's classification benchmark (docs/paper.md section 2).
 
 Both read (B, T) word ids and return logits: (B, C) for C classes, (B, 1) for a binary
 task (one sigmoid unit). Initialisation is Keras' default, as in the reference; the

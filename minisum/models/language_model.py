@@ -1,4 +1,4 @@
-"""The paper's causal language model (PAPER.md section 1), in three variants.
+"""The paper's causal language model (docs/paper.md section 1), in three variants.
 
     attention   every block attention; input tok + pos
     summation   every block summation; input tok * (pos + 2)

@@ -1,4 +1,4 @@
-"""The two text + numbers regressors of the multimodal benchmark (PAPER.md section 3).
+"""The two text + numbers regressors of the multimodal benchmark (docs/paper.md section 3).
 
 Inputs: word ids (B, T) and numeric features (B, F), F = 4 in the paper; output (B, 1).
 Each numeric feature has its own branch Dense(256, relu) -> Dense(256, relu).

@@ -1,7 +1,7 @@
 """Parameter initialisation, as the two reference codebases do it.
 
 The language model follows PyTorch's defaults, the classifiers and regressors Keras'
-(PAPER.md). Values are drawn on the host from minisum's seeded generator and then moved
+(docs/paper.md). Values are drawn on the host from minisum's seeded generator and then moved
 to the device, so a seed gives the same model on CPU and GPU.
 """
 import math
