@@ -26,19 +26,20 @@ from pathlib import Path
 import numpy as np
 
 import minisum
-from minisum import arguments, backend, memory, runtime
-from minisum.arguments import SEED, at_least, between, names, positive
+from minisum import backend
 from minisum.checkpoint import fingerprint
 from minisum.data.classification_sources import CLS_DATASETS, load_classification
 from minisum.data.keras_text import KERAS_OOV_ID, WordTokenizer, keras_dataset_ids
 from minisum.errors import UserError
-from minisum.meter import Diverged, Meter, check_parameters, run_diverged, stopped_diverged, untrained_limit
 from minisum.models import AttentionClassifier, SummationClassifier
 from minisum.ops import binary_cross_entropy_with_logits, cross_entropy
 from minisum.optim import KERAS_ADAM_EPS, AdamW, clip_grad_value
-from minisum.run_checkpoint import Progress, read_progress, restore, save_progress
-from minisum.run_folder import RunFolder, resumed, run_flags
-from minisum.signals import StopRequest
+from minisum.run import arguments, memory, runtime
+from minisum.run.arguments import SEED, at_least, between, names, positive
+from minisum.run.folder import RunFolder, resumed, run_flags
+from minisum.run.meter import Diverged, Meter, check_parameters, run_diverged, stopped_diverged, untrained_limit
+from minisum.run.progress import Progress, read_progress, restore, save_progress
+from minisum.run.signals import StopRequest
 
 MODELS = ("summation", "attention")
 

@@ -32,21 +32,22 @@ from pathlib import Path
 
 import numpy as np
 
-from minisum import arguments, backend, memory, runtime
-from minisum.arguments import NON_NEGATIVE, SEED, at_least, names, positive
+from minisum import backend
 from minisum.autograd import no_grad
 from minisum.checkpoint import check_fingerprint, fields_of, read_checkpoint
 from minisum.data.gpt2_tokenizer import load_tokenizer, read_tokenizer, vocabulary_size
 from minisum.data.lm_samples import batches, count_tokens, make_samples
 from minisum.data.lm_sources import LM_DATASETS, load_lm_texts
 from minisum.errors import UserError
-from minisum.meter import Diverged, Meter, check_parameters, run_diverged, stopped_diverged, untrained_limit
 from minisum.models import MIXERS, LanguageModel
 from minisum.optim import AdamW
 from minisum.representation import plot_representations
-from minisum.run_checkpoint import Progress, read_progress, restore, save_progress
-from minisum.run_folder import RunFolder, read_flags, resumed
-from minisum.signals import StopRequest
+from minisum.run import arguments, memory, runtime
+from minisum.run.arguments import NON_NEGATIVE, SEED, at_least, names, positive
+from minisum.run.folder import RunFolder, read_flags, resumed
+from minisum.run.meter import Diverged, Meter, check_parameters, run_diverged, stopped_diverged, untrained_limit
+from minisum.run.progress import Progress, read_progress, restore, save_progress
+from minisum.run.signals import StopRequest
 from minisum.training import lm_train_step
 
 # The paper's protocol; each one is a flag of the same name.

@@ -29,8 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minisum import arguments, backend, memory, no_grad, ops, runtime, to_device, to_numpy
-from minisum.arguments import NON_NEGATIVE, SEED, at_least, between, names, positive
+from minisum import backend, no_grad, ops, to_device, to_numpy
 from minisum.backend import seed as seed_everything
 from minisum.callbacks import EarlyStopping, ReduceLROnPlateau
 from minisum.checkpoint import fields_of, fingerprint
@@ -38,14 +37,16 @@ from minisum.data import tabular
 from minisum.data.keras_text import TextVectorizer
 from minisum.data.synthetic_multimodal import make_synthetic_table
 from minisum.errors import UserError
-from minisum.meter import Diverged, check_parameters, run_diverged, stopped_diverged
 from minisum.models import AttentionFusionRegressor, SummationFusionRegressor
 from minisum.optim import KERAS_ADAM_EPS, AdamW
 from minisum.ridge import regression_metrics, ridge_fit, ridge_predict
-from minisum.run_checkpoint import Progress, read_progress, restore, save_progress
-from minisum.run_folder import RunFolder, resumed, run_flags
-from minisum.runtime import Timer, hardware_info, index_batches, pyplot, run_main, setup_device, write_json
-from minisum.signals import StopRequest
+from minisum.run import arguments, memory, runtime
+from minisum.run.arguments import NON_NEGATIVE, SEED, at_least, between, names, positive
+from minisum.run.folder import RunFolder, resumed, run_flags
+from minisum.run.meter import Diverged, check_parameters, run_diverged, stopped_diverged
+from minisum.run.progress import Progress, read_progress, restore, save_progress
+from minisum.run.runtime import Timer, hardware_info, index_batches, pyplot, run_main, setup_device, write_json
+from minisum.run.signals import StopRequest
 
 MODELS = ("ridge", "attention", "summation")
 # The paper's sizes, and a small preset for a quick look on a CPU. Flags given explicitly win.

@@ -29,12 +29,13 @@ if __package__ in (None, ""):  # run as `python bench/gpu_check.py`: the reposit
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import REPO, median, time_calls
-from minisum import Tensor, backend, ops, runtime
+from minisum import Tensor, backend, ops
 from minisum.checkpoint import load_checkpoint, save_checkpoint
 from minisum.errors import UserError
 from minisum.models import (MIXERS, AttentionClassifier, AttentionFusionRegressor, LanguageModel,
                             SummationClassifier, SummationFusionRegressor)
 from minisum.optim import AdamW, clip_grad_value
+from minisum.run import runtime
 
 RTOL = 1e-4  # relative L2 error allowed between devices (float32, different summation orders)
 rng = np.random.default_rng(0)

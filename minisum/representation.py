@@ -70,7 +70,7 @@ def plot_representations(states, path, title=""):
     """
     from matplotlib.ticker import MaxNLocator
 
-    from minisum.runtime import pyplot
+    from minisum.run.runtime import pyplot
     plt = pyplot()
 
     n = len(states)

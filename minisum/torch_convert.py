@@ -17,11 +17,11 @@ Needs PyTorch, which minisum never depends on.
 """
 import os
 
-from minisum.arguments import ArgumentParser
 from minisum.atomic import atomic_open
 from minisum.checkpoint import read_checkpoint, save_checkpoint
 from minisum.errors import UserError
-from minisum.runtime import run_main
+from minisum.run.arguments import ArgumentParser
+from minisum.run.runtime import run_main
 
 TORCH_SUFFIXES = (".pt", ".pth")
 

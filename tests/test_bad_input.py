@@ -16,8 +16,8 @@ import pytest
 import train_cls
 import train_lm
 import train_mm
-from minisum import runtime
 from minisum.checkpoint import read_checkpoint
+from minisum.run import runtime
 
 pytestmark = pytest.mark.needs_engine
 

@@ -19,8 +19,9 @@ import pytest
 import train_cls
 import train_lm
 import train_mm
-from minisum import backend, runtime
+from minisum import backend
 from minisum.checkpoint import read_checkpoint
+from minisum.run import runtime
 from test_bad_input import TINY
 
 pytestmark = pytest.mark.needs_engine

@@ -21,7 +21,7 @@ import pytest
 import minisum
 import train_cls
 from conftest import on_device
-from minisum import runtime
+from minisum.run import runtime
 
 pytestmark = pytest.mark.needs_engine  # every test here runs code of several tasks
 

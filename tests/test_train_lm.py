@@ -20,12 +20,12 @@ import pytest
 
 import train_lm
 import minisum
-from minisum import runtime
-from minisum.models import LanguageModel
-from minisum.ops import cross_entropy
 from minisum.checkpoint import read_checkpoint
 from minisum.data.gpt2_tokenizer import load_tokenizer, read_tokenizer
+from minisum.models import LanguageModel
+from minisum.ops import cross_entropy
 from minisum.representation import layer_cosine, participation_ratio, pca_2d
+from minisum.run import runtime
 
 pytestmark = pytest.mark.needs_engine  # every test here runs code of several tasks
 

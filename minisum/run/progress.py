@@ -15,8 +15,8 @@ import numpy as np
 from minisum import backend
 from minisum.checkpoint import check_fingerprint, fields_of, load_checkpoint, read_checkpoint, save_checkpoint
 from minisum.errors import UserError
-from minisum.meter import Meter
-from minisum.run_folder import flag
+from minisum.run.folder import flag
+from minisum.run.meter import Meter
 
 
 @dataclass

@@ -15,7 +15,7 @@ import numpy as np
 from minisum import backend
 from minisum.atomic import atomic_open
 from minisum.errors import UserError
-from minisum.meter import Diverged
+from minisum.run.meter import Diverged
 
 EXIT_USER_ERROR, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
 

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from minisum.errors import UserError
-from minisum.runtime import write_json
+from minisum.run.runtime import write_json
 
 FLAGS_FILE = "run.json"
 # Never taken from the saved run: what this invocation asks for, and where.
