@@ -38,7 +38,7 @@ from minisum.run import arguments, memory, runtime
 from minisum.run.arguments import SEED, at_least, between, names, positive
 from minisum.run.folder import RunFolder, resumed, run_flags
 from minisum.run.meter import Diverged, Meter, check_parameters, run_diverged, stopped_diverged, untrained_limit
-from minisum.run.progress import Progress, read_progress, restore, save_progress
+from minisum.run.progress import Progress, begin, read_progress, save_progress
 from minisum.run.signals import StopRequest
 
 MODELS = ("summation", "attention")
@@ -215,13 +215,8 @@ def train_model(name, args, data, info, folder, stop, progress, on_epoch):
     rng = np.random.default_rng(args.seed)  # the same batches for every model
     params = model.parameters()
     config, limit = checkpoint_config(name, args, info), untrained_limit(len(info["classes"]))
-    if progress.done >= args.epochs:
-        record["status"] = "finished"
-        print(f"{name}: finished ({progress.done} epochs), nothing to resume")
+    if not begin(name, path, model, optimizer, rng, progress, args.epochs):
         return
-    if progress.epoch_rng is not None:
-        restore(path, model, optimizer, progress)
-        rng.bit_generator.state = progress.epoch_rng
     record.update(parameters=model.num_parameters(), status="training")
     print(f"{name}: {record['parameters']:,} parameters")
 

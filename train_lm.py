@@ -46,7 +46,7 @@ from minisum.run import arguments, memory, runtime
 from minisum.run.arguments import NON_NEGATIVE, SEED, at_least, names, positive
 from minisum.run.folder import RunFolder, read_flags, resumed
 from minisum.run.meter import Diverged, Meter, check_parameters, run_diverged, stopped_diverged, untrained_limit
-from minisum.run.progress import Progress, read_progress, restore, save_progress
+from minisum.run.progress import Progress, begin, read_progress, save_progress
 from minisum.run.signals import StopRequest
 from minisum.training import lm_train_step
 
@@ -192,13 +192,8 @@ def train_model(name, args, data, folder, stop, progress):
     rng = np.random.default_rng(args.seed)  # the batch order; the same for every variant
     config, record = checkpoint_config(name, args, tokenizer), progress.record
     limit = untrained_limit(tokenizer.vocab_size)  # 10 x ln(V): far above where any model starts
-    if progress.done >= args.epochs:
-        record["status"] = "finished"
-        print(f"{name}: finished ({progress.done} epochs), nothing to resume")
+    if not begin(name, path, model, optimizer, rng, progress, args.epochs):
         return
-    if progress.epoch_rng is not None:
-        restore(path, model, optimizer, progress)
-        rng.bit_generator.state = progress.epoch_rng
     record.update(parameters=int(model.num_parameters()), checkpoint=str(path), status="training")
     print(f"{name}: {record['parameters']:,} parameters" + (f", resuming epoch {progress.done + 1} after batch "
           f"{progress.meter().batches}" if progress.epoch_rng else ""), flush=True)

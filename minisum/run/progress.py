@@ -4,9 +4,11 @@ generator as it was when the current epoch began (a resumed run draws that epoch
 again and skips the batches done), the running sums of an interrupted epoch, the host
 generator of dropout and initialisation, and the fingerprint of the tokenizer or vocabulary.
 
-    save_progress(path, model, optimizer, config, progress)       after every epoch, and on a signal
-    progress = read_progress(path, config, fixed)                 before the first batch (None: no checkpoint)
-    restore(path, model, optimizer, progress)                     when that model's turn comes
+    save_progress(path, model, optimizer, config, progress)    after every epoch, and on a signal
+    progress = read_progress(path, config, fixed)              before the first batch (None: no checkpoint)
+    begin(name, path, model, optimizer, batch_rng, progress, epochs)
+                                                               when that model's turn comes: False if it is done
+    restore(path, model, optimizer, progress)                  (begin's part that puts the state back)
 """
 from dataclasses import dataclass, field
 
@@ -79,6 +81,20 @@ def restore(path, model, optimizer, progress):
     """Put the checkpoint's weights, optimizer state and host generator back."""
     load_checkpoint(path, model, optimizer)
     backend.host_rng().bit_generator.state = progress.host_rng
+
+
+def begin(name, path, model, optimizer, batch_rng, progress, epochs):
+    """Where a model's training starts. False (status "finished") when its checkpoint already
+    has every epoch; otherwise True, with the checkpoint's weights, optimizer state and batch
+    order put back when there is one, so that training continues where it stopped."""
+    if progress.done >= epochs:
+        progress.record["status"] = "finished"
+        print(f"{name}: finished ({progress.done} epochs), nothing to resume")
+        return False
+    if progress.epoch_rng is not None:
+        restore(path, model, optimizer, progress)
+        batch_rng.bit_generator.state = progress.epoch_rng
+    return True
 
 
 def _plain(value):
