@@ -113,8 +113,9 @@ def test_sigterm_mid_epoch_then_resume_equals_an_uninterrupted_run(script, step,
     assert records(b) == records(a)
 
 
-def test_sigterm_from_outside_exits_143_with_a_checkpoint(tmp_path):
-    """The real command line: `kill` while it trains, then the state it saved."""
+@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_from_outside_exits_with_its_status_and_a_checkpoint(tmp_path, signum, status):
+    """The real command line: Ctrl-C or `kill` while it trains, then the state it saved."""
     command = [sys.executable, str(ROOT / "train_lm.py"), *TINY["lm"], "--models", "summation", "--epochs", "100000",
                "--out-dir", str(tmp_path)]
     process = subprocess.Popen(command, cwd=tmp_path, env=os.environ, text=True,
@@ -123,9 +124,9 @@ def test_sigterm_from_outside_exits_143_with_a_checkpoint(tmp_path):
     while not (tmp_path / "summation.npz").exists() and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.05)
     assert (tmp_path / "summation.npz").exists(), "no first checkpoint within 60 s"
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(signum)
     _, err = process.communicate(timeout=30)
-    assert process.returncode == 143, err
+    assert process.returncode == status, err
     assert "Traceback" not in err and "--resume" in err
     assert read_checkpoint(tmp_path / "summation.npz")["extra"]["record"]["status"] == "interrupted"
 
