@@ -1,4 +1,5 @@
-"""What the three training scripts share; the library itself (autograd, ops, nn, models) never needs it.
+"""What the training scripts and the command-line tools share; the engine (autograd, ops,
+nn, models) never imports it.
 
     runtime      run_main (one line and an exit status for every way a run ends short), the device,
                  batches to the device, progress bars, Timer, results files
