@@ -3,6 +3,8 @@
 The backward() tests (task 1.1) build their graphs from reshape, transpose and concat only,
 which belong to no task, so they grade the walk alone.
 """
+import weakref
+
 import numpy as np
 import pytest
 
@@ -62,6 +64,28 @@ def test_backward_twice_doubles_leaf_gradients():
     np.testing.assert_array_equal(x.grad, expected)
     y.backward(g)
     np.testing.assert_array_equal(x.grad, 2 * expected)
+
+
+@task("1.1")
+def test_free_graph_gives_the_same_gradients_and_lets_the_intermediates_go():
+    x = leaf([[1.0, 2.0], [3.0, 4.0]])
+    g = 2.0 ** np.arange(8)
+
+    def graph():
+        h = ops.transpose(x)  # an intermediate that only the graph holds once this returns
+        return ops.concat([flat(x), flat(h)]), weakref.ref(h)
+
+    y, h_ref = graph()
+    y.backward(g)
+    kept = x.grad.copy()
+    assert h_ref() is not None  # a graph kept for another backward keeps its arrays
+    x.grad = None
+    y, h_ref = graph()
+    y.backward(g, free_graph=True)
+    np.testing.assert_array_equal(x.grad, kept)
+    assert h_ref() is None  # released as backward passed it
+    with pytest.raises(RuntimeError, match="released"):
+        y.backward(g)
 
 
 @task("1.1")

@@ -69,6 +69,29 @@ def test_adamw_matches_the_elementwise_reference(weight_decay):
 
 
 @task("5.1")
+def test_adamw_in_blocks_matches_the_elementwise_reference(monkeypatch):
+    # The CPU update walks each parameter in blocks of BLOCK entries; 4 cuts this one into 4.
+    monkeypatch.setattr(minisum.optim, "BLOCK", 4)
+    w0 = np.random.default_rng(TEST_SEED + 5).standard_normal((3, 5))
+    grads = gradient_sequence((3, 5), steps=4, seed=6)
+    hyper = dict(lr=0.01, weight_decay=0.1)
+    np.testing.assert_allclose(run_adamw(w0, grads, **hyper), adamw_reference(w0, grads, **hyper),
+                               rtol=1e-12, atol=1e-14)
+
+
+@task("5.1")
+def test_adamw_updates_a_parameter_that_is_a_transposed_view():
+    w0 = np.random.default_rng(TEST_SEED + 7).standard_normal((4, 3))
+    grads = gradient_sequence((3, 4), steps=3, seed=8)
+    w = minisum.Tensor(on_device(w0.copy()).T, requires_grad=True)  # not C-contiguous: no flat view
+    optimizer = AdamW([w], lr=0.01)
+    for g in grads:
+        w.grad = on_device(g)
+        optimizer.step()
+    np.testing.assert_allclose(to_host(w), adamw_reference(w0.T, grads, lr=0.01), rtol=1e-12, atol=1e-14)
+
+
+@task("5.1")
 def test_adamw_without_weight_decay_is_textbook_adam():
     w0 = np.random.default_rng(TEST_SEED + 2).standard_normal(6)
     grads = gradient_sequence(6, steps=7, seed=3)

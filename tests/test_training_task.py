@@ -46,3 +46,25 @@ def test_the_step_ignores_padding_targets():
     assert loss.item() == 0.0 and int(hits) == 0  # nothing to predict
     after = model.state_dict()
     assert all(np.array_equal(before[k], after[k]) for k in before)  # zero gradients move nothing
+
+
+@task("5.2")
+def test_the_step_drops_the_old_gradients_before_the_forward_pass_and_releases_its_graph(monkeypatch):
+    # Memory at the paper's size: the old gradients (230 MB) must not coexist with the new
+    # forward's activations, and the activations go during backward.
+    minisum.seed(TEST_SEED)
+    model = LanguageModel(vocab_size=12, d_model=8, n_layers=1, n_heads=2, max_len=16, mixer="summation")
+    optimizer = AdamW(model.parameters(), lr=1e-2)
+    inputs, targets = toy_batch(np.random.default_rng(TEST_SEED))
+    lm_train_step(model, optimizer, inputs, targets, pad_id=PAD)  # every parameter has a gradient now
+    grads_at_forward = []
+    real_loss = model.loss
+
+    def spying_loss(*args):
+        grads_at_forward.extend(p.grad for p in model.parameters())
+        return real_loss(*args)
+    monkeypatch.setattr(model, "loss", spying_loss)
+    loss, _ = lm_train_step(model, optimizer, inputs, targets, pad_id=PAD)
+    assert grads_at_forward and all(g is None for g in grads_at_forward)
+    with pytest.raises(RuntimeError, match="released"):
+        loss.backward()

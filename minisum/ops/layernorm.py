@@ -1,7 +1,9 @@
 """Layer normalisation over the last axis, fused into one forward and one backward.
 
 y = (x - mean) / sqrt(var + eps) * w + b. Written as a chain of small ops it would
-store a dozen intermediate arrays; fused, it keeps only x_hat and 1/std.
+store a dozen intermediate arrays; fused, it keeps only each row's mean and 1/std, and
+backward recomputes x_hat from them and x (which the graph holds anyway), as llm.c does:
+one (..., C) array fewer per layer norm while the graph waits for backward.
 `layer_norm_composite` in ops/composite.py is its composite twin, which the tests compare with.
 The backward, derived step by step: docs/derivations.md#layer-norm
 """
@@ -22,18 +24,20 @@ class LayerNorm(Function):
 
     def forward(self, x, weight, bias):
         xp = get_array_module(x)
-        x_hat = x - x.mean(axis=-1, keepdims=True)  # (..., C), centred; normalised in place below
+        mean = x.mean(axis=-1, keepdims=True)  # (..., 1)
+        x_hat = x - mean  # (..., C), centred; normalised in place below
         var = (x_hat * x_hat).mean(axis=-1, keepdims=True)  # (..., 1)
-        self.rstd = 1 / xp.sqrt(var + self.eps)  # (..., 1)
-        x_hat *= self.rstd
-        self.x_hat, self.weight = x_hat, weight
+        rstd = 1 / xp.sqrt(var + self.eps)  # (..., 1)
+        x_hat *= rstd
+        self.x, self.mean, self.rstd, self.weight = x, mean, rstd, weight
         y = x_hat * weight
         y += bias
         return y
 
     def backward(self, gy):
+        x_hat = (self.x - self.mean) * self.rstd  # (..., C), as in forward
         # BEGIN TASK 2.2 layer norm backward
-        x_hat, C = self.x_hat, self.x_hat.shape[-1]
+        C = x_hat.shape[-1]
         g = gy * self.weight  # (..., C)
         gx = self.rstd * (g - g.mean(axis=-1, keepdims=True)
                           - x_hat * (g * x_hat).mean(axis=-1, keepdims=True))

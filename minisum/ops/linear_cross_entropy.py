@@ -24,7 +24,7 @@ import numpy as np
 from minisum.autograd import Function, is_grad_enabled
 from minisum.backend import get_array_module
 
-CHUNK_ELEMENTS = 2 ** 25  # logits per chunk, 128 MB in float32: 667 rows at V 50,257
+CHUNK_ELEMENTS = 2 ** 24  # logits per chunk, 64 MB in float32: 334 rows at V 50,257
 VOCAB_SLICE = 8192  # dW gets a chunk's share this many vocabulary rows at a time: a 16 MB temporary, not W's size
 
 
@@ -41,6 +41,8 @@ class LinearCrossEntropy(Function):
     G (N, V) is never held whole: each chunk of rows adds its share to dX, dW and db.
     L is a scalar, so an upstream gradient gy scales all three.
     """
+
+    hands_over_grads = True  # backward returns the arrays forward filled, and forgets them
 
     def __init__(self, ignore_index=None, with_grad=True, chunk_rows=None):
         self.ignore_index, self.with_grad, self.chunk_rows = ignore_index, with_grad, chunk_rows
