@@ -7,6 +7,7 @@ in process through the scripts' own guard (runtime.run_main), as `python train_*
 """
 import json
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -312,3 +313,14 @@ def test_bad_input(name, earlier_runs, tmp_path, capsys, monkeypatch):
 def test_there_are_at_least_60_cases_over_the_three_scripts():
     scripts = [case.script for case in CASES.values()]
     assert len(CASES) >= 60 and all(scripts.count(s) >= 15 for s in SCRIPTS)
+
+
+@pytest.mark.parametrize("script", ["lm", "cls"])
+def test_a_missing_package_of_requirements_txt_is_one_line_that_says_how_to_install_it(
+        script, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tokenizers", None)  # `import tokenizers` now fails, as when absent
+    with pytest.raises(SystemExit) as exit_info:
+        runtime.run_main(lambda: SCRIPTS[script].main(TINY[script] + ["--out-dir", str(tmp_path / "run")]))
+    err = capsys.readouterr().err
+    assert exit_info.value.code == TWO, err
+    assert err.count("\n") == 1 and "'tokenizers'" in err and "pip install -r requirements.txt" in err, err

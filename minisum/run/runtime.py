@@ -18,6 +18,7 @@ from minisum.errors import UserError
 from minisum.run.meter import Diverged
 
 EXIT_USER_ERROR, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
+SCRIPT_PACKAGES = ("datasets", "tokenizers", "matplotlib")  # requirements.txt's, beyond NumPy
 
 
 def run_main(main):
@@ -28,6 +29,12 @@ def run_main(main):
             main()
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
+    except ModuleNotFoundError as err:
+        if (err.name or "").split(".")[0] not in SCRIPT_PACKAGES:
+            raise  # a missing module of minisum's own is a bug: its traceback says where
+        print(f"error: this script needs the package {err.name!r}, which is not installed: "
+              "pip install -r requirements.txt", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
     except Diverged as err:
         print(f"error: {err}", file=sys.stderr)
