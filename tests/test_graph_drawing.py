@@ -43,3 +43,12 @@ def test_a_tensor_without_a_graph_is_refused(tmp_path):
     with pytest.raises(ValueError, match="nothing to draw"):
         minisum.draw_graph(leaf, tmp_path / "graph.png")
     assert not (tmp_path / "graph.png").exists()
+
+
+def test_a_graph_that_backward_released_is_refused(tmp_path):
+    x = minisum.tensor(np.ones(3), requires_grad=True)
+    loss = (x * x).sum()
+    loss.backward(free_graph=True)
+    with pytest.raises(ValueError, match="released"):
+        minisum.draw_graph(loss, tmp_path / "graph.png")
+    assert not (tmp_path / "graph.png").exists()
