@@ -47,8 +47,8 @@ def test_a_tensor_without_a_graph_is_refused(tmp_path):
 
 def test_a_graph_that_backward_released_is_refused(tmp_path):
     x = minisum.tensor(np.ones(3), requires_grad=True)
-    loss = (x * x).sum()
-    loss.backward(free_graph=True)
+    square_sum = (x * x).sum()
+    square_sum.backward(free_graph=True)
     with pytest.raises(ValueError, match="released"):
-        minisum.draw_graph(loss, tmp_path / "graph.png")
+        minisum.draw_graph(square_sum, tmp_path / "graph.png")
     assert not (tmp_path / "graph.png").exists()
