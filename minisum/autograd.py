@@ -239,6 +239,7 @@ def _on_device_of(data, a):
 def _accumulate_leaf(t, g, copy=True):
     # The leaf gets its own copy: g may be a read-only broadcast view, or the very array another
     # input received (the two gradients of a + b), and optimizers clip gradients in place.
+    # copy=False only for an op that hands its gradients over (Function.hands_over_grads).
     if t.grad is None:
         t.grad = g.astype(t.data.dtype, copy=copy)
     else:

@@ -123,6 +123,7 @@ def adamw_update(w, g, m, v, b1, b2, step_size, v_scale, eps, decay):
     w -= update
     # END TASK 5.1
 
+
 def clip_grad_value(params, clip):
     """Clamp every gradient entry to [-clip, clip] (Keras' clipvalue)."""
     checks.real("clip", clip, minimum=0)
