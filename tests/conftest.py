@@ -120,16 +120,18 @@ def vary(size, most=6):
     return size + int(np.random.default_rng([TEST_SEED, size]).integers(1, most + 1))
 
 
-def task_marks(graded, *also):
+def task_marks(graded, *also, weight=1):
     """The marks of `@task(graded, *also)` for one parameter: pytest.param(..., marks=task_marks("1.5"))."""
-    return [pytest.mark.task(graded)] + [pytest.mark.task(task_id) for task_id in also]
+    return [pytest.mark.task(graded, weight=weight)] + [pytest.mark.task(task_id) for task_id in also]
 
 
-def task(graded, *also):
+def task(graded, *also, weight=1):
     """Mark a test as grading assignment task `graded` (tools/grade.py) and as running the
-    code of the tasks in `also` too, so that a handout without any of them fails it."""
+    code of the tasks in `also` too, so that a handout without any of them fails it.
+    `weight`: the test's share of the task's points, relative to the task's other tests
+    (a gradient check weighs more than a dtype check)."""
     def mark(test):
-        test = pytest.mark.task(graded)(test)  # applied first: the mark nearest the test
+        test = pytest.mark.task(graded, weight=weight)(test)  # applied first: the mark nearest the test
         for task_id in also:
             test = pytest.mark.task(task_id)(test)
         return test

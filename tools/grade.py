@@ -54,13 +54,15 @@ class TaskResult:
     status: str = "failed"  # passed failed timeout crashed missing rule
     tests_passed: int = 0
     tests_total: int = 0
+    weight_passed: float = 0  # a test's weight: its share of the task's points (tests/conftest.py: task)
+    weight_total: float = 0
     messages: list = field(default_factory=list)
 
     @property
     def score(self):
-        if self.status not in ("passed", "failed") or not self.tests_total:
+        if self.status not in ("passed", "failed") or not self.weight_total:
             return 0.0
-        return round(self.max_score * self.tests_passed / self.tests_total, 2)
+        return round(self.max_score * self.weight_passed / self.weight_total, 2)
 
     def as_dict(self):
         return {"title": self.title, "score": self.score, "max_score": self.max_score, "status": self.status,
@@ -140,9 +142,11 @@ def judge(result, events, returncode, stderr, timeout):
         if e["event"] == "outcome" and outcomes.get(e["test"], ("passed",))[0] != "failed":
             outcomes[e["test"]] = (e["outcome"], e["message"])
     result.tests_total = len(collected)
+    result.weight_total = sum(t["weight"] for t in collected)
     if result.status in ("missing", "rule"):
         return  # stubbed: the run only counted its tests
-    result.tests_passed = sum(outcomes.get(t["test"], ("",))[0] == "passed" for t in collected)
+    passed = [t for t in collected if outcomes.get(t["test"], ("",))[0] == "passed"]
+    result.tests_passed, result.weight_passed = len(passed), sum(t["weight"] for t in passed)
     result.messages += [f"{t['test']}: {outcomes[t['test']][1]}" for t in collected
                         if outcomes.get(t["test"], ("",))[0] == "failed"]
     running = [e["test"] for e in events if e["event"] == "start"]

@@ -47,6 +47,7 @@ def pytest_collection_modifyitems(session, config, items):
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
     _write("collected", tests=[{"test": item.nodeid, "tasks": [str(m.args[0]) for m in item.iter_markers("task")],
+                                "weight": item.get_closest_marker("task").kwargs.get("weight", 1),
                                 "needs_engine": item.get_closest_marker("needs_engine") is not None}
                                for item in kept])
 

@@ -19,13 +19,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tools.course import ANSWERS_OUTSIDE_BLOCKS, TEACHER_ONLY, assignment  # noqa: E402
-from tools.task_markers import MarkerError, collect_tasks, task_order  # noqa: E402
+from tools.task_markers import NOT_RELEASED, MarkerError, collect_tasks, task_order  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def stub(task_id, title, indent, released=True):
-    later = "" if released else f" (assignment {assignment(task_id)}, not released yet)"
+    later = "" if released else f" (assignment {assignment(task_id)}, {NOT_RELEASED})"
     return f'{indent}raise NotImplementedError("Task {task_id}: {title}{later}")'
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 BEGIN = re.compile(r"^(?P<indent>\s*)# BEGIN TASK (?P<id>\d+\.\d+)(?: (?P<title>.+?))?\s*$")
 END = re.compile(r"^\s*# END TASK (?P<id>\d+\.\d+)\s*$")
 SOURCE_DIRS = ("minisum",)
+NOT_RELEASED = "not released yet"  # in the stub of a task a weekly handout has not released (make_handout.py)
 
 
 class MarkerError(ValueError):
@@ -89,3 +90,14 @@ def collect_tasks(root):
 def task_order(task_id):
     major, minor = task_id.split(".")
     return int(major), int(minor)
+
+
+def unreleased_tasks(root):
+    """The tasks of the tree under `root` that a weekly handout has not released yet: every block a
+    stub saying so. Empty in the teacher's tree and in a handout of every task."""
+    unreleased = set()
+    for task_id, (_, blocks) in collect_tasks(root).items():
+        bodies = [b.path.read_text().splitlines()[b.begin + 1:b.end] for b in blocks]
+        if all(len(body) == 1 and NOT_RELEASED in body[0] for body in bodies):
+            unreleased.add(task_id)
+    return unreleased
