@@ -1,4 +1,4 @@
-"""The course in one table: points per task, what a task's blocks may not use, and the files
+"""The course in one table: points per task, what a task's blocks may use, and the files
 that answer a task outside its blocks (left out of a handout while that task is stubbed).
 
 Task ids and titles live in the markers in the code (tools/task_markers.py); everything a
@@ -14,20 +14,61 @@ POINTS = {
     "5.1": 7, "5.2": 7,
 }
 
-# Names no block may use, as a variable or an attribute: implementations of the tasks made by
+# What a block may use (tools/rules.py): an allow-list. Besides its function's parameters and
+# locals, `self` and the names its file defines or imports, a block may name these builtins ...
+BLOCK_BUILTINS = {
+    "abs", "all", "any", "bool", "dict", "divmod", "enumerate", "filter", "float", "frozenset", "id", "int",
+    "isinstance", "iter", "len", "list", "map", "max", "min", "next", "pow", "print", "range", "reversed",
+    "round", "set", "slice", "sorted", "str", "sum", "tuple", "zip",
+    "Exception", "ArithmeticError", "IndexError", "KeyError", "NotImplementedError", "RuntimeError",
+    "StopIteration", "TypeError", "ValueError", "ZeroDivisionError",
+}
+# ... and use these attributes, on anything, one name at a time: the array module's functions,
+# constants and dtypes (`xp.matmul`; no submodule, so no `xp.testing`, `xp.ma`, `xp.lib`, `xp.linalg`),
+ARRAY_FUNCTIONS = {
+    "abs", "absolute", "add", "all", "allclose", "amax", "amin", "any", "arange", "argmax", "argmin",
+    "argpartition", "argsort", "array", "array_equal", "asarray", "ascontiguousarray", "atleast_1d", "atleast_2d",
+    "atleast_3d", "bincount", "broadcast_arrays", "broadcast_shapes", "broadcast_to", "ceil", "clip",
+    "concatenate", "copy", "copyto", "cos", "cosh", "count_nonzero", "cumprod", "cumsum", "diag", "diagonal",
+    "diff", "divide", "dot", "einsum", "empty", "empty_like", "equal", "exp", "expand_dims", "expm1", "eye",
+    "flatnonzero", "flip", "floor", "floor_divide", "full", "full_like", "greater", "greater_equal", "hstack",
+    "identity", "indices", "inner", "isclose", "isfinite", "isin", "isinf", "isnan", "less", "less_equal",
+    "linspace", "log", "log1p", "log2", "log10", "logaddexp", "logical_and", "logical_not", "logical_or",
+    "matmul", "max", "maximum", "mean", "min", "minimum", "mod", "moveaxis", "multiply", "nan_to_num",
+    "negative", "nonzero", "not_equal", "ones", "ones_like", "outer", "power", "prod", "put_along_axis",
+    "ravel", "reciprocal", "remainder", "repeat", "reshape", "result_type", "roll", "rollaxis", "sign",
+    "sin", "sinh", "split", "sqrt", "square", "squeeze", "stack", "std", "subtract", "sum", "swapaxes",
+    "take", "take_along_axis", "tanh", "tensordot", "tile", "transpose", "tril", "triu", "true_divide",
+    "unravel_index", "var", "vstack", "where", "zeros", "zeros_like",
+    "e", "inf", "nan", "newaxis", "pi", "finfo", "iinfo", "promote_types", "dtype",
+    "bool_", "float16", "float32", "float64", "int8", "int16", "int32", "int64", "intp", "uint8",
+    "at", "reduce", "accumulate",  # a ufunc's methods: np.add.at (scatter-add)
+    "sqrt", "isqrt", "log", "exp", "prod", "fsum",  # the math module's, for scalars
+}
+# an array's methods and attributes (`x.reshape`, `x.T`, `x.dtype.type`),
+ARRAY_ATTRIBUTES = {
+    "T", "all", "any", "argmax", "argmin", "argsort", "astype", "clip", "copy", "cumprod", "cumsum",
+    "diagonal", "dot", "dtype", "fill", "flat", "flatten", "imag", "item", "itemsize", "max", "mean", "min",
+    "nbytes", "ndim", "nonzero", "prod", "put", "ravel", "real", "repeat", "reshape", "round", "shape",
+    "size", "sort", "squeeze", "std", "sum", "swapaxes", "take", "tolist", "trace", "transpose", "var",
+    "kind", "type",  # a dtype's: x.dtype.type(0.5) is a scalar of x's dtype
+}
+# the methods of lists, sets and dicts, and the engine's tensors, ops, models and optimizers.
+CONTAINER_METHODS = {"append", "extend", "insert", "pop", "remove", "index", "count", "reverse", "add",
+                     "discard", "clear", "update", "get", "items", "keys", "values", "setdefault"}
+ENGINE_ATTRIBUTES = {"data", "grad", "requires_grad", "creator", "inputs", "needs_grad", "backward",
+                     "zero_grad", "step", "loss", "parameters", "params", "detach", "numpy"}
+
+# Names no block may use even where its file has them: implementations of the tasks made by
 # someone else (PyTorch, the composite twins, finite differences), ways out of the block
 # (modules, eval, files, frames) and ways to change code outside it.
 FORBIDDEN_NAMES = {
     "torch", "composite", "gradcheck", "numerical_gradient", "GradcheckError",
     "os", "sys", "subprocess", "builtins", "importlib", "ctypes", "ctypeslib", "atexit", "signal",
     "inspect", "threading", "multiprocessing", "socket", "shutil", "pathlib", "tempfile",
-    "pytest", "conftest", "tools",
+    "pytest", "conftest", "tools", "_ops", "type", "object", "super",
     "eval", "exec", "compile", "open", "getattr", "setattr", "delattr", "globals", "locals", "vars",
     "breakpoint", "input", "exit", "quit", "help", "memoryview",
-    "modules", "environ", "system", "popen", "f_globals", "f_locals", "f_back", "f_builtins",
-    "gi_frame", "cr_frame", "tb_frame", "co_code",
-    "load", "loadtxt", "genfromtxt", "fromfile", "fromregex", "memmap", "tofile", "save", "savez",
-    "savez_compressed", "savetxt", "DataSource", "open_memmap",
 }
 FORBIDDEN_SUFFIXES = ("_composite", "_reference")  # the composite twins (cumsum_composite, ...), torch_reference
 
@@ -69,7 +110,7 @@ ANSWERS_OUTSIDE_BLOCKS = {
 
 
 # The course tools' own tests: a handout has no use for them (they build handouts from a git checkout).
-TEACHER_ONLY = ("tests/test_handout.py", "tests/test_grading_redteam.py")
+TEACHER_ONLY = ("tests/test_handout.py", "tests/test_grading_redteam.py", "tests/test_grading_wrong_answers.py")
 
 
 def assignment(task_id):
