@@ -22,6 +22,12 @@ or --overwrite) and writes there:
     representations.png  with --analyze
 Ctrl-C or SIGTERM saves a checkpoint at the end of the current batch (exit 130 or 143);
 --resume picks it up there. A model whose loss diverges stops alone (exit 3 at the end).
+
+    mpiexec -n 2 python train_lm.py --quick             data-parallel: one process per core (docs/distributed.md)
+
+Under mpiexec each rank trains on its share of the rows of every batch (--batch-size is the
+whole batch) and the gradients are summed: the same training as one process. Rank 0 alone
+prints and writes; a run may resume with another number of ranks.
 """
 import argparse
 import itertools
@@ -32,9 +38,10 @@ from pathlib import Path
 
 import numpy as np
 
-from minisum import backend
+from minisum import backend, distributed
 from minisum.autograd import no_grad
 from minisum.checkpoint import check_fingerprint, fields_of, read_checkpoint
+from minisum.distributed import DistributedOptimizer
 from minisum.data.gpt2_tokenizer import load_tokenizer, read_tokenizer, vocabulary_size
 from minisum.data.lm_samples import batches, count_tokens, make_samples
 from minisum.data.lm_sources import LM_DATASETS, load_lm_texts
@@ -182,59 +189,78 @@ def checkpoint_config(name, args, tokenizer):
             "fingerprint_of": "tokenizer"}
 
 
-def train_model(name, args, data, folder, stop, progress):
+def train_model(name, args, data, folder, stop, progress, world):
     """Train one variant up to --epochs from `progress` (its checkpoint's, or a fresh one),
     filling progress.record, its part of results.json, as it goes."""
     tokenizer, train, valid = data
     path, pad = folder.path / f"{name}.npz", tokenizer.pad_id
     model = build_model(name, args, tokenizer.vocab_size)
     optimizer = AdamW(model.parameters(), lr=args.lr, eps=1e-8, weight_decay=args.weight_decay)
+    stepper = DistributedOptimizer(optimizer, world)  # sums the ranks' gradients before each step
     rng = np.random.default_rng(args.seed)  # the batch order; the same for every variant
     config, record = checkpoint_config(name, args, tokenizer), progress.record
     limit = untrained_limit(tokenizer.vocab_size)  # 10 x ln(V): far above where any model starts
     if not begin(name, path, model, optimizer, rng, progress, args.epochs):
         return
+    world.broadcast_parameters(model.parameters())
     record.update(parameters=int(model.num_parameters()), checkpoint=str(path), status="training")
     print(f"{name}: {record['parameters']:,} parameters" + (f", resuming epoch {progress.done + 1} after batch "
           f"{progress.meter().batches}" if progress.epoch_rng else ""), flush=True)
 
     for epoch in range(progress.done + 1, args.epochs + 1):
-        progress.epoch_rng, meter = rng.bit_generator.state, progress.meter()
+        progress.epoch_rng, meter = rng.bit_generator.state, progress.meter(world)
         desc = f"{name} epoch {epoch}/{args.epochs}"
         model.train()
         with runtime.Timer() as timer:
             bar = EpochBatches(train, args.batch_size, pad, rng, meter.batches, desc)
             for inputs, targets in bar:
                 count = int((targets != pad).sum())  # on the host: no wait for the device
-                inputs, targets = runtime.to_device_batch(inputs, targets)
-                loss, hits = lm_train_step(model, optimizer, inputs, targets, pad)  # forward, loss, backward, step
-                meter.add(loss.data, hits=hits, count=count)
+                loss, hits, share = train_share(model, stepper, world, inputs, targets, pad)
+                meter.add(loss, hits=hits, count=count, share=share)
                 if meter.batches % LOG_EVERY == 0:  # the one read of the device's sums, and the divergence check
                     bar.show(meter.read(limit), meter.seconds + timer.elapsed())
-                if stop.signum:
+                if stop.agreed(world):
                     break
-        signum = stop.signum  # read once: the state saved is the state this read saw
+        signum = stop.agreed(world)  # read once: the state saved is the state this read saw
         meter.seconds += timer.seconds
         train_metrics = metrics(meter.read(limit))
         if signum and meter.batches < len(bar):  # stopped mid-epoch: save the epoch's progress, then stop
             check_parameters(model.parameters())
             record["status"], progress.partial = "interrupted", meter.state()
-            save_progress(path, model, optimizer, config, progress)
+            if world.is_main:
+                save_progress(path, model, optimizer, config, progress)
             print(f"{name}: stopped in epoch {epoch} after {meter.batches} batches; checkpoint {path}; "
                   "continue with --resume", file=sys.stderr)
             raise stop.stopped()
-        valid_metrics = evaluate(model, valid, args.batch_size, pad, limit, f"{desc} validation")
+        valid_metrics = evaluate(model, valid, args.batch_size, pad, limit, f"{desc} validation", world)
         check_parameters(model.parameters())
         record["epochs"].append({"epoch": epoch, **{f"train_{k}": v for k, v in train_metrics.items()},
                                  **{f"valid_{k}": v for k, v in valid_metrics.items()}})
         record["status"] = "finished" if epoch == args.epochs else "interrupted" if signum else "training"
         progress.epoch_rng, progress.partial = rng.bit_generator.state, None
-        save_progress(path, model, optimizer, config, progress)
+        if world.is_main:
+            save_progress(path, model, optimizer, config, progress)
         print_epoch(name, epoch, args.epochs, train_metrics, valid_metrics)
         if signum:
             print(f"{name}: stopped after epoch {epoch}; continue with --resume", file=sys.stderr)
             raise stop.stopped()
     record["status"] = "finished"
+
+
+def train_share(model, optimizer, world, inputs, targets, pad):
+    """One training step on this rank's rows of the batch (all of them with one rank):
+    lm_train_step, whose optimizer sums the ranks' gradients, each weighted by its rank's share
+    of the batch's real targets, so that their sum is the gradient of the whole batch's mean
+    loss. Returns the loss, the hits and that share."""
+    mine = world.rows(len(inputs))
+    share = int((targets[mine] != pad).sum()) / int((targets != pad).sum())
+    optimizer.share = share
+    if mine.start == mine.stop:  # a last batch smaller than the world: this rank only joins the sum
+        optimizer.zero_grad()
+        optimizer.step()
+        return 0.0, None, share
+    loss, hits = lm_train_step(model, optimizer, *runtime.to_device_batch(inputs[mine], targets[mine]), pad)
+    return loss.data, hits, share
 
 
 class EpochBatches:
@@ -265,16 +291,20 @@ def metrics(meter):
             "seconds": meter.seconds, "tokens_per_s": meter.count / max(meter.seconds, 1e-9)}
 
 
-def evaluate(model, samples, batch_size, pad_id, limit, desc):
-    """Validation metrics, without gradients, in eval mode."""
+def evaluate(model, samples, batch_size, pad_id, limit, desc, world):
+    """Validation metrics, without gradients, in eval mode; each rank on its share of every batch."""
     model.eval()
-    meter = Meter()
+    meter = Meter(world=world)
     total = math.ceil(len(samples) / batch_size)
     with no_grad(), runtime.Timer() as timer:
         for inputs, targets in runtime.progress(batches(samples, batch_size, pad_id), total=total, desc=desc):
-            count = int((targets != pad_id).sum())
-            loss, hits = model.loss(*runtime.to_device_batch(inputs, targets), pad_id)
-            meter.add(loss.data, hits=hits, count=count)
+            count, mine = int((targets != pad_id).sum()), world.rows(len(inputs))
+            inputs, targets = inputs[mine], targets[mine]
+            if len(inputs):
+                loss, hits = model.loss(*runtime.to_device_batch(inputs, targets), pad_id)
+                meter.add(loss.data, hits=hits, count=count, share=int((targets != pad_id).sum()) / count)
+            else:
+                meter.add(0.0, count=count)
     meter.seconds = timer.seconds
     return metrics(meter.read(limit))
 
@@ -298,8 +328,8 @@ def model_seconds(record):
     return sum(e["train_seconds"] + e["valid_seconds"] for e in record["epochs"])
 
 
-def write_results(path, args, records, data_info, started, analysis=None):
-    results = {"config": run_config(args), "data": data_info, "paper": PAPER_RESULTS[args.dataset],
+def write_results(path, args, records, data_info, started, ranks, analysis=None):
+    results = {"config": run_config(args), "ranks": ranks, "data": data_info, "paper": PAPER_RESULTS[args.dataset],
                "hardware": runtime.hardware_info(), "wall_seconds_this_invocation": time.perf_counter() - started,
                "models": records}
     if analysis is not None:
@@ -430,6 +460,8 @@ def generate(args):
 
 def main(argv=None):
     started = time.perf_counter()
+    world = distributed.world()  # one rank without mpiexec
+    distributed.quiet_other_ranks(world)
     args = parse_args(argv)
     folder = RunFolder(args.out_dir, RUN_FILES)
     settle_args(args, folder)
@@ -437,6 +469,7 @@ def main(argv=None):
         return generate(args)
 
     tokenizer, train, valid = prepare_data(args, folder)
+    world.check_same(f"{tokenizer.fingerprint()} {len(train)} {len(valid)}", "the tokenizer and the samples")
     records = folder.earlier_records(args)
     progress = {}  # every checkpoint is checked before the first batch
     for name in args.models:
@@ -447,9 +480,11 @@ def main(argv=None):
         progress[name] = saved or Progress(record={"status": "pending", "parameters": None, "epochs": [],
                                                    "checkpoint": None}, epoch_rng=None)
         records[name] = progress[name].record
-    # Every check has passed: from here on --out-dir is written.
-    folder.open(args)
-    if not args.resume:
+    # Every check has passed on every rank: from here on rank 0 writes --out-dir.
+    world.barrier()
+    if world.is_main:
+        folder.open(args)
+    if world.is_main and not args.resume:
         tokenizer.save(folder.path / "tokenizer.json")
     data_info = {"tokenizer": tokenizer.name, "vocab_size": tokenizer.vocab_size, "pad_id": tokenizer.pad_id,
                  "train_samples": len(train), "valid_samples": len(valid), "train_tokens": count_tokens(train),
@@ -459,23 +494,28 @@ def main(argv=None):
     diverged = []
     with StopRequest() as stop:
         for name in args.models:
-            if stop.signum:  # came while a model diverged
+            if stop.agreed(world):  # came while a model diverged
                 raise stop.stopped()
             try:
-                train_model(name, args, (tokenizer, train, valid), folder, stop, progress[name])
+                train_model(name, args, (tokenizer, train, valid), folder, stop, progress[name], world)
             except Diverged as err:
                 records[name]["status"] = "diverged"
                 diverged.append(name)
                 print(stopped_diverged(name, err, len(records[name]["epochs"])), flush=True)
             finally:  # after every model, and on a signal with what was done so far
-                write_results(results_path, args, records, data_info, started)
+                if world.is_main:
+                    write_results(results_path, args, records, data_info, started, world.size)
+    if not world.is_main:  # rank 0 reports
+        if diverged:
+            raise run_diverged(diverged, results_path)
+        return
 
     title = (f"{DATASET_NAMES[args.dataset]}: {tokenizer.name} tokenizer, d {args.d_model}, layers {args.layers}, "
              f"heads {args.heads}, {len(train):,} training samples")
     print_table(args, records)
     plot_curves(records, folder.path / "loss_curves.png", title)
     analysis = analyze(args, records, tokenizer, valid, folder.path) if args.analyze else None
-    write_results(results_path, args, records, data_info, started, analysis)
+    write_results(results_path, args, records, data_info, started, world.size, analysis)
     print(f"results: {results_path}, {folder.path / 'loss_curves.png'}; wall time "
           f"{format_seconds(time.perf_counter() - started)}")
     if diverged:

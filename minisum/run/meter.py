@@ -3,12 +3,15 @@
 Adding a batch's loss and hits never waits for the GPU: the sums stay where the values
 are, and `read()` brings them to the host in one transfer, once per logging interval. A
 non-finite loss or a loss far above the untrained model's is `Diverged`, found at that read.
+With several ranks each sums its share of every batch and `read()` adds the ranks' sums up
+(every rank calls it at the same batch), so every rank reads the same global values.
 """
 import math
 
 import numpy as np
 
 from minisum import backend
+from minisum.distributed import World
 
 
 class Diverged(Exception):
@@ -19,18 +22,20 @@ class Meter:
     """loss: the weighted mean of batch losses (weight 1 per batch: the mean of the batch
     losses; weight B: the mean over examples); accuracy: hits / counted targets."""
 
-    def __init__(self, state=None):
+    def __init__(self, state=None, world=None):
         state = state or {}  # int() and float() refuse a malformed checkpoint's values
         self.batches, self.weight, self.count = (int(state.get(key, 0)) for key in ("batches", "weight", "count"))
         self.seconds = float(state.get("seconds", 0.0))
-        self._sums = None  # (2,) float64 on the device: loss sum, hits
+        self.world = world or World()
+        self._sums = None  # (2,) float64 on the device: loss sum, hits (this rank's)
         self._host = np.array([float(state.get("loss_sum", 0.0)), int(state.get("hits", 0))], dtype=np.float64)
 
-    def add(self, loss, weight=1, hits=None, count=0):
-        """loss: 0-d device array; hits: 0-d device integer array or None; weight, count: host numbers."""
-        if self._sums is None:  # made on the device once per pass
-            self._sums = backend.to_device(self._host)
-        self._sums[0] += loss * weight
+    def add(self, loss, weight=1, hits=None, count=0, share=1.0):
+        """loss: 0-d device array; hits: 0-d device integer array or None; weight, count: host numbers,
+        the whole batch's; share: this rank's weight in the batch's loss (1 with one rank)."""
+        if self._sums is None:  # made on the device once per pass; a resumed pass's sums on one rank only
+            self._sums = backend.to_device(self._host if self.world.is_main else np.zeros_like(self._host))
+        self._sums[0] += loss * (weight * share)
         if hits is not None:
             self._sums[1] += hits
         self.batches += 1
@@ -40,7 +45,7 @@ class Meter:
     def read(self, limit=math.inf):
         """The sums on the host (one transfer); Diverged if the mean loss is not finite or above `limit`."""
         if self._sums is not None:
-            self._host = backend.to_numpy(self._sums).copy()
+            self._host = backend.to_numpy(self.world.sum(self._sums)).copy()
         loss = self.loss
         if not math.isfinite(loss) or loss > limit:
             raise Diverged(f"the loss became {loss:.4g}" + (f" (above {limit:.3g})" if loss > limit else ""))

@@ -36,8 +36,8 @@ class Progress:
         """Epochs completed."""
         return len(self.record[self.epochs_key])
 
-    def meter(self):
-        return Meter(self.partial)
+    def meter(self, world=None):
+        return Meter(self.partial, world)
 
 
 def save_progress(path, model, optimizer, config, progress):

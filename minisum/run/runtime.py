@@ -9,10 +9,11 @@ import os
 import platform
 import sys
 import time
+import traceback
 
 import numpy as np
 
-from minisum import backend
+from minisum import backend, distributed
 from minisum.atomic import atomic_open
 from minisum.errors import UserError
 from minisum.run.meter import Diverged
@@ -23,25 +24,51 @@ SCRIPT_PACKAGES = ("datasets", "tokenizers", "matplotlib")  # requirements.txt's
 
 def run_main(main):
     """Call main(); user errors become one clear line and a non-zero exit, not a traceback.
-    NumPy's overflow warnings are off: a diverging model is reported once, by the script."""
+    NumPy's overflow warnings are off: a diverging model is reported once, by the script.
+    With several ranks, a rank that fails ends every rank (World.fail), in one line naming it."""
     try:
         with np.errstate(over="ignore", invalid="ignore"):
             main()
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(EXIT_USER_ERROR)
+        fail(f"error: {err}", EXIT_USER_ERROR)
     except ModuleNotFoundError as err:
-        if (err.name or "").split(".")[0] not in SCRIPT_PACKAGES:
+        if (err.name or "").split(".")[0] in SCRIPT_PACKAGES:
+            fail(f"error: this script needs the package {err.name!r}, which is not installed: "
+                 "pip install -r requirements.txt", EXIT_USER_ERROR)
+        if not several_ranks():
             raise  # a missing module of minisum's own is a bug: its traceback says where
-        print(f"error: this script needs the package {err.name!r}, which is not installed: "
-              "pip install -r requirements.txt", file=sys.stderr)
-        sys.exit(EXIT_USER_ERROR)
-    except Diverged as err:
+        bug(err)
+    except Diverged as err:  # every rank reads the same sums: all of them end here alike
         print(f"error: {err}", file=sys.stderr)
         sys.exit(EXIT_DIVERGED)
     except KeyboardInterrupt as err:  # signals.Stopped carries the status of its signal
+        if getattr(err, "exit_code", None) is None:  # a second Ctrl-C: this rank stops at once
+            fail("interrupted", EXIT_INTERRUPTED)
         print("interrupted", file=sys.stderr)
-        sys.exit(getattr(err, "exit_code", EXIT_INTERRUPTED))
+        sys.exit(err.exit_code)
+    except Exception as err:
+        if not several_ranks():
+            raise
+        bug(err)
+
+
+def several_ranks():
+    world = distributed.current()
+    return world is not None and world.size > 1
+
+
+def fail(line, exit_code):
+    """Print `line` and exit; with several ranks, end them all (naming this rank)."""
+    if not several_ranks():
+        print(line, file=sys.stderr)
+        sys.exit(exit_code)
+    distributed.current().fail(line, exit_code)
+
+
+def bug(err):
+    """With several ranks, a bug's traceback, then every rank ends (none waits for this one forever)."""
+    traceback.print_exception(err, file=sys.__stderr__)
+    distributed.current().fail(f"error: {type(err).__name__}: {err}", 1)
 
 
 def setup_device(name, seed):
