@@ -7,14 +7,11 @@ Start reading at:
     nn/summation.py   the summation mixer, the idea of the paper
     models/           the paper's language model, classifiers and multimodal regressors
 """
-from minisum import operators as _operators
-from minisum.autograd import Function, Tensor, is_grad_enabled, no_grad, tensor
+from minisum.autograd import Function, Tensor, from_numpy, is_grad_enabled, no_grad, tensor
 from minisum.backend import get_device, seed, set_device, to_device, to_numpy
 from minisum.errors import UserError
 from minisum.gradcheck import GradcheckError, gradcheck
 from minisum.graph_drawing import draw_graph
 
-_operators.install()
-
-__all__ = ["Function", "Tensor", "tensor", "no_grad", "is_grad_enabled", "gradcheck", "GradcheckError",
+__all__ = ["Function", "Tensor", "tensor", "from_numpy", "no_grad", "is_grad_enabled", "gradcheck", "GradcheckError",
            "set_device", "get_device", "seed", "to_device", "to_numpy", "UserError", "draw_graph"]

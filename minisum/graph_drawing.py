@@ -26,7 +26,7 @@ def draw_graph(tensor, path, names=None):
     """
     if tensor.creator is None:
         raise ValueError("nothing to draw: this tensor was not made by an op on tensors that require grad")
-    if tensor.creator.inputs is None:
+    if tensor.creator.released:
         raise ValueError("nothing to draw: backward(free_graph=True) released this graph "
                          "(lm_train_step does); draw it before backward, or compute it again")
     try:

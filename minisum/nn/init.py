@@ -2,7 +2,9 @@
 
 The language model follows PyTorch's defaults, the classifiers and regressors Keras'
 (docs/paper.md). Values are drawn on the host from minisum's seeded generator and then moved
-to the device, so a seed gives the same model on CPU and GPU.
+to the device, so a seed gives the same model on CPU and GPU. That device is the one current
+when the parameter is made: call minisum.set_device before building a model, or move the
+model afterwards with `model.to(device)`.
 """
 import math
 

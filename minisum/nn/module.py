@@ -3,12 +3,14 @@
 A module finds its parameters by looking at its own attributes: a tensor with
 `requires_grad` is a parameter, a Module is a child whose parameters get its attribute
 name as a prefix. That gives PyTorch-style names such as `layers.0.ff.2.weight`.
+Parameters are made on the device current when the module is built (minisum.set_device);
+`module.to(device)` moves them later, as in PyTorch.
 """
 import numpy as np
 
 from minisum import checks, ops
 from minisum.autograd import Tensor
-from minisum.backend import get_array_module, to_numpy
+from minisum.backend import get_array_module, to_device, to_numpy
 from minisum.nn import init
 
 
@@ -38,6 +40,18 @@ class Module:
     def zero_grad(self):
         for p in self.parameters():
             p.grad = None
+
+    def to(self, device):
+        """Move every tensor of the module and its children (parameters with their gradients,
+        and buffers) to `device`, "cpu" or "gpu", in place; returns the module, as in PyTorch.
+        Make the optimizer after the move: its moments are made where the parameters are."""
+        for name, value in vars(self).items():
+            if isinstance(value, Tensor):
+                value.data = to_device(value.data, device)
+                value.grad = None if value.grad is None else to_device(value.grad, device)
+            elif isinstance(value, Module):
+                value.to(device)
+        return self
 
     def train(self, mode=True):
         self.training = mode
@@ -151,7 +165,7 @@ class LayerNorm(Module):
 
 class Dropout(Module):
     def __init__(self, p):
-        checks.real("p", p, minimum=0, below=1)  # p = 1 would scale by 1 / 0
+        checks.real("p", p, minimum=0, below=1)  # a layer that drops everything is a mistake in a config
         self.p = p
 
     def forward(self, x):

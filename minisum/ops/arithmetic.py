@@ -1,9 +1,14 @@
-"""Elementwise arithmetic with NumPy broadcasting: add, sub, mul, div, neg, pow.
+"""Elementwise arithmetic with NumPy broadcasting: add, sub, mul, div, neg, pow, abs.
 
 Broadcasting copies an input along some axes in the forward pass, so in the backward
 pass the gradient of that input is summed back over those axes: that is `sum_to`.
+The inputs of add, sub, mul, div and pow are first cast to one dtype by PyTorch's rule
+(autograd.result_dtype): a float32 model stays float32 next to integers and 0-d float64 values.
 """
-from minisum.autograd import Function
+import numpy as np
+
+from minisum.autograd import Function, Tensor, result_dtype
+from minisum.backend import get_array_module
 
 
 def sum_to(grad, shape):
@@ -26,6 +31,8 @@ def sum_to(grad, shape):
 class Add(Function):
     """y = a + b.   dy/da = 1, dy/db = 1."""
 
+    promotes = True
+
     def forward(self, a, b):
         self.shapes = a.shape, b.shape
         return a + b
@@ -39,6 +46,8 @@ class Add(Function):
 class Sub(Function):
     """y = a - b.   dy/da = 1, dy/db = -1."""
 
+    promotes = True
+
     def forward(self, a, b):
         self.shapes = a.shape, b.shape
         return a - b
@@ -51,6 +60,8 @@ class Sub(Function):
 
 class Mul(Function):
     """y = a * b.   dy/da = b, dy/db = a."""
+
+    promotes = True
 
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -66,6 +77,12 @@ class Mul(Function):
 
 class Div(Function):
     """y = a / b.   dy/da = 1 / b, dy/db = -a / b^2."""
+
+    promotes = True
+
+    def result_dtype(self, inputs):
+        dtype = result_dtype(inputs)
+        return dtype if dtype.kind in "fc" else np.dtype(np.float32)  # true division, as PyTorch: 1 / 2 is 0.5
 
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -93,10 +110,15 @@ class Neg(Function):
 
 
 class Pow(Function):
-    """y = x^p for a constant exponent p.   dy/dx = p x^(p-1)."""
+    """y = x^p for a constant exponent p.   dy/dx = p x^(p-1), and 0 for p = 0 (also at x = 0)."""
+
+    promotes = True
 
     def __init__(self, p):
         self.p = p
+
+    def result_dtype(self, inputs):
+        return result_dtype([*inputs, self.p])  # an integer tensor to the power 0.5 is float32
 
     def forward(self, x):
         self.x = x
@@ -104,7 +126,35 @@ class Pow(Function):
 
     def backward(self, gy):
         # BEGIN TASK 1.3
+        if self.p == 0:  # y = 1 everywhere; p x^(p-1) would be 0 * inf at x = 0
+            return get_array_module(gy).zeros_like(gy)
         return gy * self.p * self.x ** (self.p - 1)
+        # END TASK 1.3
+
+
+class PowTensor(Function):
+    """y = a^b for a tensor exponent b (broadcasting).
+
+    dy/da = b a^(b-1) (0 where b = 0),   dy/db = a^b ln a (0 where a = 0 and b >= 0, as PyTorch).
+    """
+
+    promotes = True
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        self.y = a ** b
+        return self.y
+
+    def backward(self, gy):
+        # BEGIN TASK 1.3
+        xp = get_array_module(gy)
+        a, b = self.a, self.b
+        ga = gb = None
+        if self.needs_grad[0]:
+            ga = sum_to(xp.where(b == 0, xp.zeros_like(gy), gy * b * a ** (b - 1)), a.shape)
+        if self.needs_grad[1]:
+            gb = sum_to(gy * self.y * xp.log(xp.where(a == 0, xp.ones_like(a), a)), b.shape)
+        return ga, gb
         # END TASK 1.3
 
 
@@ -129,4 +179,14 @@ def neg(x):
 
 
 def pow(x, p):
-    return Pow(p)(x)
+    """x ** p: with a number p, a constant exponent; with a tensor (or array) p, both get gradients."""
+    exponent_is_array = isinstance(p, Tensor) or (hasattr(p, "shape") and not isinstance(p, np.generic))
+    if isinstance(x, Tensor) and not exponent_is_array:
+        return Pow(p.item() if isinstance(p, np.generic) else p)(x)  # a NumPy integer must not promote float32
+    return PowTensor()(x, p)  # also 2 ** x
+
+
+def abs(x):
+    """|x| = x * sign(x): its gradient sign(x) (0 at 0, as PyTorch) comes from mul's backward."""
+    data = x.data if isinstance(x, Tensor) else x
+    return mul(x, get_array_module(data).sign(data))

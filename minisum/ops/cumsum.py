@@ -13,6 +13,7 @@ import numpy as np
 
 from minisum.autograd import Function
 from minisum.backend import get_array_module
+from minisum.ops.reductions import normalize_axis
 
 
 def cumsum_forward(x, axis):
@@ -50,12 +51,18 @@ class CumSum(Function):
         self.axis = axis
 
     def forward(self, x):
+        if x.ndim == 0:  # one value is its own running sum (axis 0 or -1), as in PyTorch
+            return x.copy()
         return cumsum_forward(x, self.axis)
 
     def backward(self, gs):
-        return cumsum_backward(gs, self.axis)
+        return gs if gs.ndim == 0 else cumsum_backward(gs, self.axis)
 
 
 def cumsum(x, axis=1):
     """Running sum along `axis` (default 1: the time axis of a (B, T, C) batch)."""
+    if isinstance(axis, (tuple, list)):
+        raise TypeError(f"cumsum: axis must be one integer, got {axis!r}")
+    ndim = x.ndim if hasattr(x, "ndim") else np.ndim(x)
+    normalize_axis(axis, ndim, "cumsum")  # one clear error for an axis out of range
     return CumSum(axis)(x)

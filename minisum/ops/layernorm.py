@@ -48,4 +48,10 @@ class LayerNorm(Function):
 
 
 def layer_norm(x, weight, bias, eps=1e-5):
+    """Layer norm of x (..., C) over its last axis, with weight and bias of shape (C,)."""
+    features = (x.shape[-1],) if len(x.shape) else ()
+    for name, value in (("weight", weight), ("bias", bias)):
+        if tuple(value.shape) != features:
+            raise ValueError(f"layer_norm: {name} of shape {tuple(value.shape)} must have shape {features}, "
+                             f"the last axis of x {tuple(x.shape)}")
     return LayerNorm(eps)(x, weight, bias)

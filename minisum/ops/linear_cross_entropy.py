@@ -6,8 +6,8 @@ gradient: at the paper's V 50,257, batch 8 and context 256 that is 411 MB each, 
 passes over them took as long as the matrix products. Fused, it takes a chunk of rows at
 a time (a few hundred tokens), and within the chunk's (rows, V) buffer it computes the
 logits, their log-sum-exp and loss, the argmax hits, and turns the logits into their
-gradient in place, from which dX, dW and db are accumulated before the next chunk
-reuses the buffer. The (B, T, V) logits never exist. This is the technique of "Cut Your
+gradient in place, from which dX, dW and db (those that are wanted) are accumulated before
+the next chunk reuses the buffer. The (B, T, V) logits never exist. This is the technique of "Cut Your
 Losses in Large-Vocabulary Language Models" (Wijmans et al., 2024) and of the fused linear
 cross-entropy kernels of GPU training libraries.
 
@@ -21,8 +21,9 @@ import math
 
 import numpy as np
 
-from minisum.autograd import Function, is_grad_enabled
+from minisum.autograd import Function, Tensor, is_grad_enabled
 from minisum.backend import get_array_module
+from minisum.ops.losses import check_targets
 
 CHUNK_ELEMENTS = 2 ** 24  # logits per chunk, 64 MB in float32: 334 rows at V 50,257
 VOCAB_SLICE = 8192  # dW gets a chunk's share this many vocabulary rows at a time: a 16 MB temporary, not W's size
@@ -44,16 +45,16 @@ class LinearCrossEntropy(Function):
 
     hands_over_grads = True  # backward returns the arrays forward filled, and forgets them
 
-    def __init__(self, ignore_index=None, with_grad=True, chunk_rows=None):
-        self.ignore_index, self.with_grad, self.chunk_rows = ignore_index, with_grad, chunk_rows
+    def __init__(self, ignore_index=None, wants_grads=(False, False, False), chunk_rows=None):
+        """wants_grads: whether x, W and b need a gradient (none under no_grad): forward computes
+        only those; dW, as large as W, exists only when W requires a gradient."""
+        self.ignore_index, self.wants_grads, self.chunk_rows = ignore_index, wants_grads, chunk_rows
 
-    def forward(self, x, weight, bias, targets):
+    def forward(self, x, weight, *bias_and_targets):
+        bias, targets = bias_and_targets if len(bias_and_targets) == 2 else (None, bias_and_targets[0])
         xp = get_array_module(x)
         V, C = weight.shape
-        if x.shape[-1] != C:
-            raise ValueError(f"linear_cross_entropy: input of shape {x.shape} does not fit weight of shape "
-                             f"{weight.shape} (vocabulary, features): its last axis must be {C}")
-        self.x_shape = x.shape
+        self.x_shape, self.has_bias = x.shape, bias is not None
         x = x.reshape(-1, C)  # (N, C)
         y = targets.reshape(-1)  # (N,)
         keep = xp.ones(y.shape, dtype=bool) if self.ignore_index is None else y != self.ignore_index
@@ -66,15 +67,18 @@ class LinearCrossEntropy(Function):
         step = self._rows_per_chunk(len(rows), V)
         buffer = xp.empty((min(step, len(rows)), V), dtype=x.dtype)  # reused by every chunk
         loss, hits = xp.zeros((), dtype=x.dtype), xp.zeros((), dtype=np.int64)
-        if self.with_grad:
-            gx_k, gw, gb = xp.empty_like(x_k), xp.zeros_like(weight), xp.zeros_like(bias)
+        wants_x, wants_w, wants_b = self.wants_grads
+        gx_k = xp.empty_like(x_k) if wants_x else None  # (K, C)
+        gw = xp.zeros_like(weight) if wants_w else None  # (V, C)
+        gb = xp.zeros_like(bias) if wants_b else None  # (V,)
         for start in range(0, len(rows), step):
             chunk = slice(start, start + step)
             xc, yc, wc = x_k[chunk], y_k[chunk], w_k[chunk]  # (n, C), (n,), (n,)
             n = len(xc)
             at = xp.arange(n)
             z = xp.matmul(xc, weight.T, out=buffer[:n])  # (n, V) logits
-            z += bias
+            if bias is not None:
+                z += bias
             best = z.argmax(axis=1)  # (n,)
             hits += ((best == yc) & keep_k[chunk]).sum()
             top, target = z[at, best], z[at, yc]  # (n,) the largest logit, the target's logit
@@ -82,24 +86,31 @@ class LinearCrossEntropy(Function):
             xp.exp(z, out=z)  # (n, V) e^(z - max): at most 1, no overflow
             total = z.sum(axis=1)  # (n,)
             loss += (wc * (xp.log(total) + top - target)).sum()  # lse = max + log total
-            if not self.with_grad:
+            if not any(self.wants_grads):
                 continue
+            # The block receives z = e^(logits - max) (n, V) and total (n,), its sum per row; the
+            # rows' weights wc (n,) and targets yc (n,), at = arange(n), the rows xc (n, C), the
+            # weight (V, C); and gx_k, gw, gb, each None when not wanted. It leaves this chunk's
+            # dX in gx_k[chunk] and adds its share of dW to gw and of db to gb. z may be overwritten.
             # BEGIN TASK 2.1
             z *= (wc / total)[:, None]  # w softmax(z)
             z[at, yc] -= wc  # g = w (softmax(z) - onehot(y)), in place of the logits
+            if gx_k is not None:
+                xp.matmul(z, weight, out=gx_k[chunk])
+            if gw is not None:
+                for v in range(0, V, VOCAB_SLICE):
+                    gw[v:v + VOCAB_SLICE] += z[:, v:v + VOCAB_SLICE].T @ xc
+            if gb is not None:
+                gb += z.sum(axis=0)
             # END TASK 2.1
-            # BEGIN TASK 1.6
-            xp.matmul(z, weight, out=gx_k[chunk])
-            for v in range(0, V, VOCAB_SLICE):
-                gw[v:v + VOCAB_SLICE] += z[:, v:v + VOCAB_SLICE].T @ xc
-            gb += z.sum(axis=0)
-            # END TASK 1.6
 
         self.hits = hits
-        if self.with_grad:
+        gx = None
+        if gx_k is not None:
             gx = xp.zeros_like(x)
             gx[rows] = gx_k
-            self.grads = [gx, gw, gb]
+            gx = gx.reshape(self.x_shape)
+        self.grads = [gx, gw, gb] if self.has_bias else [gx, gw]
         return loss
 
     def backward(self, gy):
@@ -108,9 +119,9 @@ class LinearCrossEntropy(Function):
                                "(its saved gradients are handed over); call the loss again")
         grads, self.grads = self.grads, None  # handed over: dW is as large as W
         for g in grads:
-            g *= gy
-        gx, gw, gb = grads
-        return gx.reshape(self.x_shape), gw, gb, None
+            if g is not None:
+                g *= gy
+        return (*grads, None)
 
     def _rows_per_chunk(self, rows, vocab_size):
         """Equal chunks of at most chunk_rows (default: CHUNK_ELEMENTS logits) rows."""
@@ -133,9 +144,19 @@ def linear_cross_entropy(x, weight, bias, targets, ignore_index=None, chunk_rows
     """The mean cross-entropy of the logits x W^T + b against `targets`, over the targets that
     are not `ignore_index`, and how many of those the argmax of the logits gets right.
 
-    x (..., C), weight (V, C), bias (V,), targets (...) -> (loss: 0-d Tensor, hits: 0-d
-    integer array on the device). Under no_grad no gradient is computed.
+    x (..., C), weight (V, C), bias (V,) or None, targets (...) integers in [0, V) or
+    ignore_index -> (loss: 0-d Tensor, hits: 0-d integer array on the device). Only the
+    gradients of the inputs that require one are computed; under no_grad none.
     """
-    fn = LinearCrossEntropy(ignore_index, with_grad=is_grad_enabled(), chunk_rows=chunk_rows)
-    loss = fn(x, weight, bias, targets)
+    V, C = weight.shape
+    x_shape = tuple(x.shape)
+    if x_shape[-1:] != (C,):
+        raise ValueError(f"linear_cross_entropy: input of shape {x_shape} does not fit weight of shape "
+                         f"{tuple(weight.shape)} (vocabulary, features): its last axis must be {C}")
+    if bias is not None and tuple(bias.shape) != (V,):
+        raise ValueError(f"linear_cross_entropy: bias of shape {tuple(bias.shape)} must have shape ({V},) or be None")
+    targets = check_targets("linear_cross_entropy", (*x_shape[:-1], V), targets, ignore_index)
+    wants = tuple(is_grad_enabled() and isinstance(t, Tensor) and t.requires_grad for t in (x, weight, bias))
+    fn = LinearCrossEntropy(ignore_index, wants_grads=wants, chunk_rows=chunk_rows)
+    loss = fn(x, weight, targets) if bias is None else fn(x, weight, bias, targets)
     return loss, fn.hits

@@ -4,8 +4,37 @@ Each returns a scalar mean. Fusing log-softmax with the negative log-likelihood 
 famous gradient softmax(z) - onehot(y): one array, no division by tiny probabilities.
 The backward, derived step by step: docs/derivations.md#softmax-and-cross-entropy
 """
-from minisum.autograd import Function
-from minisum.backend import get_array_module
+import numpy as np
+
+from minisum import checks
+from minisum.autograd import Function, Tensor
+from minisum.backend import get_array_module, is_cupy_array
+from minisum.ops.arithmetic import sum_to
+from minisum.ops.elementwise import sigmoid_forward
+
+
+def check_targets(op, logits_shape, targets, ignore_index):
+    """Class targets as PyTorch requires them: integers, one per row of logits (..., V), each in
+    [0, V) or equal to `ignore_index`. A negative target would silently read class V - 1.
+    Targets already on the GPU are checked for dtype and shape only: reading their values
+    would make the step wait for the GPU (as for embedding ids)."""
+    targets = targets.data if isinstance(targets, Tensor) else targets
+    if not hasattr(targets, "dtype") or isinstance(targets, np.generic):
+        targets = np.asarray(targets)
+    checks.integer_ids(f"{op} targets", targets)
+    if targets.shape != tuple(logits_shape[:-1]):
+        raise ValueError(f"{op}: targets of shape {targets.shape} do not fit logits of shape {tuple(logits_shape)}: "
+                         f"one target per row, shape {tuple(logits_shape[:-1])}")
+    if is_cupy_array(targets):
+        return targets
+    V = logits_shape[-1]
+    bad = (targets < 0) | (targets >= V)
+    if ignore_index is not None:
+        bad &= targets != ignore_index
+    if bad.any():
+        raise ValueError(f"{op} targets must be class indices in [0, {V}) or ignore_index ({ignore_index}), "
+                         f"got {targets[bad][0]}")
+    return targets
 
 
 class CrossEntropy(Function):
@@ -49,38 +78,55 @@ class CrossEntropy(Function):
 class BCEWithLogits(Function):
     """L = mean(max(z, 0) - z y + log(1 + e^-|z|)) = mean(-y log s(z) - (1 - y) log(1 - s(z))).
 
-    dz = (sigmoid(z) - y) / N. The first form never takes the log of 0 nor overflows exp.
+    dz = (sigmoid(z) - y) / N,   dy = -z / N. The first form never takes the log of 0 nor overflows exp.
     """
 
     def forward(self, logits, targets):
         xp = get_array_module(logits)
-        self.logits, self.targets = logits, targets.astype(logits.dtype)
+        self.logits, self.targets_dtype = logits, targets.dtype
+        self.targets = targets.astype(logits.dtype)
         loss = xp.maximum(logits, 0) - logits * self.targets + xp.log1p(xp.exp(-xp.abs(logits)))
         return loss.mean()
 
     def backward(self, gy):
-        xp = get_array_module(gy)
-        s = 0.5 * (xp.tanh(0.5 * self.logits) + 1)
-        return (s - self.targets) * (gy / self.logits.size), None
+        scale = gy / self.logits.size
+        gz = (sigmoid_forward(self.logits) - self.targets) * scale if self.needs_grad[0] else None
+        gt = (-self.logits * scale).astype(self.targets_dtype) if self.needs_grad[1] else None
+        return gz, gt
 
 
 class MSE(Function):
-    """L = mean((p - t)^2).   dp = 2 (p - t) / N,   dt = -dp."""
+    """L = mean((p - t)^2) over the N entries of p - t (p and t broadcast, as in PyTorch).
+
+    dp = 2 (p - t) / N,   dt = -dp, each summed back to its input's shape."""
 
     def forward(self, pred, target):
+        self.shapes, self.target_dtype = (pred.shape, target.shape), target.dtype
         self.diff = pred - target.astype(pred.dtype, copy=False)  # a float64 target must not promote the loss
         return (self.diff * self.diff).mean()
 
     def backward(self, gy):
-        gp = self.diff * (2 * gy / self.diff.size)
-        return gp, -gp
+        g = self.diff * (2 * gy / self.diff.size)  # (broadcast shape)
+        gp = sum_to(g, self.shapes[0]) if self.needs_grad[0] else None
+        gt = sum_to(-g, self.shapes[1]).astype(self.target_dtype) if self.needs_grad[1] else None
+        return gp, gt
 
 
 def cross_entropy(logits, targets, ignore_index=None):
+    """Mean softmax cross-entropy of logits (..., V) against integer targets (...) in [0, V),
+    over the targets that are not `ignore_index` (0 when every target is ignored)."""
+    logits_shape = logits.shape if hasattr(logits, "shape") else np.shape(logits)
+    targets = check_targets("cross_entropy", logits_shape, targets, ignore_index)
     return CrossEntropy(ignore_index)(logits, targets)
 
 
 def binary_cross_entropy_with_logits(logits, targets):
+    """Mean binary cross-entropy of logits against targets of the same shape (probabilities)."""
+    logits_shape = logits.shape if hasattr(logits, "shape") else np.shape(logits)
+    targets_shape = targets.shape if hasattr(targets, "shape") else np.shape(targets)
+    if tuple(targets_shape) != tuple(logits_shape):
+        raise ValueError(f"binary_cross_entropy_with_logits: targets of shape {tuple(targets_shape)} must have "
+                         f"the shape of the logits, {tuple(logits_shape)}")
     return BCEWithLogits()(logits, targets)
 
 

@@ -3,8 +3,8 @@
 For C = A @ B the chain rule gives dA = dC @ B^T and dB = A^T @ dC; batch axes that
 were broadcast are summed back with `sum_to`.
 """
-from minisum.autograd import Function
-from minisum.ops.arithmetic import sum_to
+from minisum.autograd import Function, Tensor
+from minisum.ops.arithmetic import add, sum_to
 
 
 def _swap_last(x):
@@ -25,7 +25,10 @@ class MatMul(Function):
     """C = A @ B with A (..., n, k), B (..., k, m) -> C (..., n, m).
 
     dA = dC @ B^T,   dB = A^T @ dC   (then summed over broadcast batch axes).
+    Mixed dtypes are promoted (float32 @ float64 is float64), where PyTorch refuses them.
     """
+
+    promotes = True
 
     def forward(self, a, b):
         _check_inner_sizes(a.shape, b.shape)
@@ -49,8 +52,11 @@ class Linear(Function):
     """y = x @ W^T + b with x (..., in), W (out, in) as PyTorch stores it, b (out,).
 
     dx = dy @ W,   dW = dy^T @ x (over all leading axes),   db = sum of dy over leading axes.
+    Without a bias, backward returns the two gradients of x and W.
     Fused because it is the most common op: one GEMM per gradient, no transposed copies.
     """
+
+    promotes = True
 
     def forward(self, x, weight, bias=None):
         if x.shape[-1] != weight.shape[1]:
@@ -68,7 +74,9 @@ class Linear(Function):
         gy2 = gy.reshape(-1, out_features)  # (N, out)
         gx = (gy2 @ self.weight).reshape(self.x.shape) if self.needs_grad[0] else None
         gw = gy2.T @ self.x.reshape(-1, in_features) if self.needs_grad[1] else None  # (out, in)
-        gb = gy2.sum(axis=0) if len(self.needs_grad) > 2 and self.needs_grad[2] else None
+        if len(self.needs_grad) == 2:  # no bias
+            return gx, gw
+        gb = gy2.sum(axis=0) if self.needs_grad[2] else None
         return gx, gw, gb
         # END TASK 1.6
 
@@ -78,6 +86,11 @@ def matmul(a, b):
 
 
 def linear(x, weight, bias=None):
+    """x @ weight^T + bias. A bias of another shape than (out,), say (1,), broadcasts as in
+    PyTorch: it is added by `add`, whose backward sums its gradient back to its shape."""
     if bias is None:
         return Linear()(x, weight)
+    bias_shape = bias.shape if isinstance(bias, Tensor) or hasattr(bias, "shape") else ()
+    if tuple(bias_shape) != (weight.shape[0],):
+        return add(Linear()(x, weight), bias)
     return Linear()(x, weight, bias)

@@ -3,17 +3,39 @@
 The backward of a reduction spreads the output gradient back over the reduced axes:
 evenly for sum (and divided by the count for mean), to the maximal entries for max.
 """
+import math
+import numbers
+
 from minisum.autograd import Function
 from minisum.backend import get_array_module
 
 
+def normalize_axis(axis, ndim, op):
+    """`axis` (None, an integer or a tuple or list of them, negative counting from the end) as
+    None or a sorted tuple of axes in [0, ndim). A 0-d tensor takes axis 0 or -1 and reduces
+    nothing, as in PyTorch. Anything else is an error naming the axis and the allowed range."""
+    if axis is None:
+        return None
+    axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+    if any(isinstance(a, bool) or not isinstance(a, numbers.Integral) for a in axes):
+        raise TypeError(f"{op}: axis must be an integer or a tuple of integers, got {axis!r}")
+    rank = ndim or 1  # a 0-d tensor takes axis 0 or -1, as one of one axis
+    for a in axes:
+        if not -rank <= a < rank:
+            raise IndexError(f"{op}: axis {a} is out of range for a tensor of {ndim} dimension(s): "
+                             f"allowed are {-rank} to {rank - 1}")
+    normal = sorted(int(a) % rank for a in axes)
+    if len(set(normal)) != len(normal):
+        raise ValueError(f"{op}: axis {axis!r} names an axis twice")
+    return tuple(normal) if ndim else ()
+
+
 def _keepdims_shape(shape, axis):
-    """The shape of x.sum(axis, keepdims=True), so a reduced gradient broadcasts back."""
+    """The shape of x.sum(axis, keepdims=True), so a reduced gradient broadcasts back
+    (`axis`: None or a tuple from normalize_axis)."""
     if axis is None:
         return (1,) * len(shape)
-    axes = (axis,) if isinstance(axis, int) else axis
-    axes = {a % len(shape) for a in axes}
-    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+    return tuple(1 if i in axis else n for i, n in enumerate(shape))
 
 
 class Sum(Function):
@@ -23,7 +45,7 @@ class Sum(Function):
         self.axis, self.keepdims = axis, keepdims
 
     def forward(self, x):
-        self.shape = x.shape
+        self.shape, self.axis = x.shape, normalize_axis(self.axis, x.ndim, "sum")
         return x.sum(axis=self.axis, keepdims=self.keepdims)
 
     def backward(self, gy):
@@ -41,10 +63,10 @@ class Mean(Function):
         self.axis, self.keepdims = axis, keepdims
 
     def forward(self, x):
-        self.shape = x.shape
-        y = x.mean(axis=self.axis, keepdims=self.keepdims)
-        self.count = x.size // y.size  # how many values each output averages
-        return y
+        self.shape, self.axis = x.shape, normalize_axis(self.axis, x.ndim, "mean")
+        # how many values each output averages: 0 for an empty axis, whose mean is NaN as in PyTorch
+        self.count = x.size if self.axis is None else math.prod(x.shape[a] for a in self.axis)
+        return x.mean(axis=self.axis, keepdims=self.keepdims)
 
     def backward(self, gy):
         # BEGIN TASK 1.5
@@ -61,9 +83,16 @@ class Max(Function):
         self.axis, self.keepdims = axis, keepdims
 
     def forward(self, x):
+        self.axis = normalize_axis(self.axis, x.ndim, "max")
+        reduced = range(x.ndim) if self.axis is None else self.axis
+        if any(x.shape[a] == 0 for a in reduced):
+            raise ValueError(f"max: a tensor of shape {x.shape} has no maximum over the empty axis "
+                             f"(axis={self.axis}); PyTorch refuses it too")
         self.x = x
-        self.y = x.max(axis=self.axis, keepdims=True)
-        return self.y if self.keepdims else self.y.reshape(x.max(axis=self.axis).shape)
+        self.y = x.max(axis=self.axis, keepdims=True)  # (..., 1, ...): broadcasts against x in backward
+        if self.keepdims:
+            return self.y
+        return self.y.reshape(tuple(n for i, n in enumerate(x.shape) if i not in reduced))
 
     def backward(self, gy):
         # BEGIN TASK 1.5
