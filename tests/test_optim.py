@@ -23,8 +23,9 @@ def run_adamw(w0, grads, **hyper):
     w = leaf(w0)
     optimizer = AdamW([w], **hyper)
     for g in grads:
-        w.grad = on_device(g)
+        w.grad = on_device(g.copy())  # a copy: the reference below reads the same gradients
         optimizer.step()
+        np.testing.assert_array_equal(to_host(w.grad), g, err_msg="the update changed the gradient it was given")
     return to_host(w)
 
 
@@ -58,7 +59,7 @@ def adam_textbook(w0, grads, lr, betas=(0.9, 0.999), eps=1e-8):
 # ---- AdamW --------------------------------------------------------------------------
 
 
-@task("5.1")
+@task("5.1", weight=4)
 @pytest.mark.parametrize("weight_decay", [0.0, 0.1])
 def test_adamw_matches_the_elementwise_reference(weight_decay):
     w0 = np.random.default_rng(TEST_SEED + 1).standard_normal((3, 4))
@@ -68,7 +69,7 @@ def test_adamw_matches_the_elementwise_reference(weight_decay):
                                rtol=1e-12, atol=1e-14)
 
 
-@task("5.1")
+@task("5.1", weight=4)
 def test_adamw_in_blocks_matches_the_elementwise_reference(monkeypatch):
     # The CPU update walks each parameter in blocks of BLOCK entries; 4 cuts this one into 4.
     monkeypatch.setattr(minisum.optim, "BLOCK", 4)
@@ -79,7 +80,7 @@ def test_adamw_in_blocks_matches_the_elementwise_reference(monkeypatch):
                                rtol=1e-12, atol=1e-14)
 
 
-@task("5.1")
+@task("5.1", weight=4)
 def test_adamw_updates_a_parameter_that_is_a_transposed_view():
     w0 = np.random.default_rng(TEST_SEED + 7).standard_normal((4, 3))
     grads = gradient_sequence((3, 4), steps=3, seed=8)
@@ -91,7 +92,7 @@ def test_adamw_updates_a_parameter_that_is_a_transposed_view():
     np.testing.assert_allclose(to_host(w), adamw_reference(w0.T, grads, lr=0.01), rtol=1e-12, atol=1e-14)
 
 
-@task("5.1")
+@task("5.1", weight=4)
 def test_adamw_without_weight_decay_is_textbook_adam():
     w0 = np.random.default_rng(TEST_SEED + 2).standard_normal(6)
     grads = gradient_sequence(6, steps=7, seed=3)
@@ -111,7 +112,7 @@ def keras_adam(w0, grads, lr, betas=(0.9, 0.999), eps=1e-7):
     return w
 
 
-@task("5.1")
+@task("5.1", weight=4)
 def test_adamw_keras_eps_style_is_keras_adam():
     # Gradients of 1e-4 make eps matter: the two placements then differ by ~10%.
     w0 = np.random.default_rng(TEST_SEED + 2).standard_normal(6)
@@ -122,7 +123,7 @@ def test_adamw_keras_eps_style_is_keras_adam():
     assert np.abs(keras - adam_textbook(w0, grads, **hyper)).max() > 1e-3
 
 
-@task("5.1")
+@task("5.1", weight=4)
 def test_adamw_first_step_moves_each_weight_by_lr_against_its_gradient():
     # At t = 1, m_hat = g and v_hat = g^2: the step is lr * g / (|g| + eps) ~ lr * sign(g).
     g = np.array([1e-3, -5.0, 200.0])
@@ -131,14 +132,14 @@ def test_adamw_first_step_moves_each_weight_by_lr_against_its_gradient():
     np.testing.assert_allclose(w, [0.9, 1.1, 0.9], rtol=1e-5)  # whatever the gradient's scale
 
 
-@task("5.1")
+@task("5.1", weight=4)
 def test_adamw_weight_decay_alone_shrinks_by_one_minus_lr_times_decay():
     # With zero gradients m = v = 0, so only the decoupled decay acts: w <- w (1 - lr wd).
     w = run_adamw([2.0, -4.0], [np.zeros(2)] * 3, lr=0.1, weight_decay=0.5)
     np.testing.assert_allclose(w, np.array([2.0, -4.0]) * 0.95 ** 3, rtol=1e-12)
 
 
-@task("5.1")
+@task("5.1", weight=4)
 def test_adamw_skips_parameters_without_gradient():
     a, b = leaf([1.0, 2.0]), leaf([3.0])
     optimizer = AdamW([a, b], lr=0.1, weight_decay=0.1)
