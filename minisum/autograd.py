@@ -154,8 +154,8 @@ def result_dtype(inputs):
 
 
 def _as_tensor(x, inputs):
-    """`x` as a Tensor on the device of the op's tensors. A Python number takes their float
-    dtype, so that `x + 1` stays float32: NumPy promotes float32 with a 0-d int64 array to float64."""
+    """`x` as a Tensor on the device of the op's tensors (a host array is copied there). A Python
+    number takes their float dtype, so that `x + 1` stays float32."""
     if isinstance(x, Tensor):
         return x
     tensors = [t for t in inputs if isinstance(t, Tensor)]
@@ -165,6 +165,8 @@ def _as_tensor(x, inputs):
     xp = get_array_module(tensors[0].data)
     if isinstance(x, (int, float)):  # filled in on the device: no host-to-device copy per call
         return Tensor(xp.full((), x, dtype=floats[0] if floats else None))
+    if get_array_module(x) is not np:  # a GPU array stays there: next to CPU tensors it is an error
+        return Tensor(x)
     return Tensor(xp.asarray(x))
 
 

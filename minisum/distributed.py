@@ -8,7 +8,7 @@ whole batch (up to the order of the sums). Without mpiexec there is one rank and
 mpi4py is imported only when mpiexec started more than one process.
 
     world = distributed.world()                  # this process's rank and the world's size
-    rows = world.rows(len(batch))                # this rank's share of a batch
+    rows = world.rows(len(batch))                # this rank's share of a batch (or world.mine(batch))
     world.broadcast_parameters(params)           # rank 0's weights everywhere
     world.sum_gradients(params, share)           # after backward: the weighted sum, in place
     world.sum(sums)                              # metrics summed over the ranks
@@ -55,6 +55,14 @@ class World:
         base, extra = divmod(n, self.size)
         start = self.rank * base + min(self.rank, extra)
         return slice(start, start + base + (self.rank < extra))
+
+    def mine(self, batch):
+        """This rank's share of a batch given as a slice of rows (stop included, not None) or as an
+        array of row indices."""
+        if isinstance(batch, slice):
+            share = self.rows(batch.stop - batch.start)
+            return slice(batch.start + share.start, batch.start + share.stop)
+        return batch[self.rows(len(batch))]
 
     def collectives(self, array):
         if is_cupy_array(array):

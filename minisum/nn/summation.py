@@ -6,8 +6,11 @@ Instead of letting every token attend to every other token (O(n^2 d)), each toke
    p_t = relu(W2 relu(W1 x_t)) in the language model,
 3. aggregated by a plain sum:  s = sum_t p_t  (classification), or the running sum
    s_t = sum_{u<=t} p_u  (causal language modelling).
-That costs O(n d). The running sum is a recurrence with a d-sized state, so generation
-needs O(d) per token and layer and no cache that grows.
+The mixing costs O(n d) where attention's costs O(n^2 d) (the projections cost O(n d^2) in
+both). The running sum is a recurrence with a d-sized state, so generation keeps O(d) state
+per layer and no cache that grows, and each new token costs the same O(d^2) per layer (its
+projections) whatever its position. (The hybrid model's one attention layer does keep a
+key/value cache that grows with the text.)
 """
 from minisum import checks, ops
 from minisum.nn import init
@@ -15,8 +18,10 @@ from minisum.nn.module import Dense, Linear, Module, ReLU, Sequential
 
 
 def positional_modulation(tokens, positions, bias):
-    """x = tok * (pos + bias): tokens (B, T, C), positions (T, C). With pos ~ 0 at init,
-    bias sets the initial scale (2.0 in the language model, 1.0 in the classifiers)."""
+    """x = tok * (pos + bias): tokens (B, T, C), positions (T, C). In the classifiers the
+    table starts near 0 (N(0, 0.02)), so bias 1.0 sets the initial scale; in the language
+    model it is an Embedding, N(0, 1) at init as in PyTorch, so the scale pos + 2.0 starts
+    spread around 2 (from about -1 to 5), not at 2."""
     return tokens * (positions + bias)
 
 

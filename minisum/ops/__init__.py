@@ -1,6 +1,6 @@
 """Every differentiable operation of minisum, one file per family.
 
-    arithmetic   add sub mul div neg pow, and sum_to (undoing broadcasting)
+    arithmetic   add sub mul div neg pow abs, and sum_to (undoing broadcasting)
     elementwise  exp log tanh sigmoid relu
     reductions   sum mean max
     shape        reshape transpose getitem concat
@@ -15,7 +15,7 @@
     linear_cross_entropy  the output layer and cross-entropy fused, in chunks of rows
     composite    composite twins of the fused ops (`<op>_composite`), for the tests
 """
-from minisum.ops.arithmetic import add, div, mul, neg, pow, sub, sum_to
+from minisum.ops.arithmetic import abs, add, div, mul, neg, pow, sub, sum_to
 from minisum.ops.attention import attention
 from minisum.ops.cumsum import cumsum
 from minisum.ops.elementwise import exp, log, relu, sigmoid, tanh
@@ -30,7 +30,7 @@ from minisum.ops.shape import concat, getitem, reshape, transpose
 from minisum.ops.softmax import log_softmax, softmax
 
 __all__ = [
-    "add", "sub", "mul", "div", "neg", "pow", "sum_to", "exp", "log", "tanh", "sigmoid", "relu",
+    "add", "sub", "mul", "div", "neg", "pow", "abs", "sum_to", "exp", "log", "tanh", "sigmoid", "relu",
     "sum", "mean", "max", "reshape", "transpose", "getitem", "concat", "matmul", "linear",
     "embedding", "cumsum", "softmax", "log_softmax", "layer_norm", "attention", "where",
     "masked_fill", "dropout", "cross_entropy", "binary_cross_entropy_with_logits", "mse_loss",

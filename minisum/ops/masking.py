@@ -73,8 +73,8 @@ class Dropout(Function):
 
 def dropout(x, p, training):
     """Dropout with probability p in [0, 1] while training; the identity in evaluation or when p is 0."""
-    checks.real("p", p, minimum=0)
-    if p > 1:
+    checks.real("p", p)
+    if not 0 <= p <= 1:
         raise ValueError(f"dropout probability p must be in [0, 1], got {p}")
     if not training or p == 0:
         return x

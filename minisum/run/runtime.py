@@ -93,7 +93,7 @@ def index_batches(n, batch_size, order=None):
     """Row selections of n examples cut into batches of `batch_size` (the last may be smaller):
     slices of `order` (e.g. a shuffled permutation, on the device: no copy per batch), or plain
     slices 0..n-1 without one."""
-    cuts = [slice(start, start + batch_size) for start in range(0, n, batch_size)]
+    cuts = [slice(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
     return cuts if order is None else [order[cut] for cut in cuts]
 
 
