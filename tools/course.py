@@ -92,7 +92,6 @@ OWN_OPS = {
 ANSWERS_OUTSIDE_BLOCKS = {
     "minisum/ops/composite.py": ("2.1", "2.2", "3.2", "4.1"),  # the composite twins
     "tests/test_composite_twins.py": ("2.1", "2.2", "3.2", "4.1"),  # imports the twins
-    "tests/test_linear_cross_entropy.py": ("2.1", "2.2", "3.2", "4.1"),  # imports the twins too
     "docs/derivations.md": ("2.1", "2.2", "3.1", "3.2", "4.1"),  # the backwards derived, down to the loops
     "tests/test_derivations_doc.py": ("2.1", "2.2", "3.1", "3.2", "4.1"),  # reads it
     "train_cls.py": ("5.2",),  # training loops: 5.2 written out
