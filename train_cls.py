@@ -18,6 +18,9 @@ epoch), <model>.npz (a checkpoint per model after every epoch) and curves.png. C
 SIGTERM saves a checkpoint after the current batch (exit 130 or 143); --resume continues
 from it. A model whose loss diverges stops alone (exit 3 at the end). docs/train_cls.md
 says what differs from the paper.
+
+    mpiexec -n 2 python train_cls.py --quick --data-dir ../shared/data/20newsgroups
+                                            data-parallel, one process per core (docs/distributed.md)
 """
 import statistics
 import sys
@@ -26,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 import minisum
-from minisum import backend
+from minisum import backend, distributed
 from minisum.checkpoint import fingerprint
 from minisum.data.classification_sources import CLS_DATASETS, load_classification
 from minisum.data.keras_text import KERAS_OOV_ID, WordTokenizer, keras_dataset_ids
@@ -204,7 +207,7 @@ def loss_and_hits(logits, labels):
     return loss, xp.sum(predicted == labels)
 
 
-def train_model(name, args, data, info, folder, stop, progress, on_epoch):
+def train_model(name, args, data, info, folder, stop, progress, on_epoch, world):
     """Train model `name` up to args.epochs from `progress` (its checkpoint's, or a fresh one),
     filling progress.record, its part of results.json, and calling on_epoch() after each epoch."""
     x_train, y_train, x_test, y_test = data  # on the device
@@ -217,38 +220,38 @@ def train_model(name, args, data, info, folder, stop, progress, on_epoch):
     config, limit = checkpoint_config(name, args, info), untrained_limit(len(info["classes"]))
     if not begin(name, path, model, optimizer, rng, progress, args.epochs):
         return
+    world.broadcast_parameters(params)
     record.update(parameters=model.num_parameters(), status="training")
     print(f"{name}: {record['parameters']:,} parameters")
 
     for epoch in range(progress.done + 1, args.epochs + 1):
-        progress.epoch_rng, meter = rng.bit_generator.state, progress.meter()
+        progress.epoch_rng, meter = rng.bit_generator.state, progress.meter(world)
         order = backend.to_device(rng.permutation(len(x_train)))  # one copy an epoch; batches are slices of it
         steps = runtime.index_batches(len(x_train), args.batch_size, order)
         model.train()
         with runtime.Timer() as train_time:
             for idx in runtime.progress(steps[meter.batches:], total=len(steps) - meter.batches,
                                         desc=f"{name} {epoch}/{args.epochs}"):
-                loss, hits = loss_and_hits(model(minisum.tensor(x_train[idx])), y_train[idx])  # forward, loss
-                optimizer.zero_grad()
-                loss.backward()
-                clip_grad_value(params, args.clip_value)  # Keras' clipvalue
-                optimizer.step()
-                meter.add(loss.data, weight=len(idx), hits=hits, count=len(idx))
-                if stop.signum:
+                mine = world.mine(idx)  # this rank's rows of the batch (all of them with one rank)
+                share = len(mine) / len(idx)
+                loss, hits = train_step(model, optimizer, x_train[mine], y_train[mine], world, share, args.clip_value)
+                meter.add(loss, weight=len(idx), hits=hits, count=len(idx), share=share)
+                if stop.agreed(world):
                     break
-        signum = stop.signum  # read once: the state saved is the state this read saw
+        signum = stop.agreed(world)  # read once: the state saved is the state this read saw
         meter.seconds += train_time.seconds
         meter.read(limit)  # the epoch's one read of the device's sums, and the divergence check
         if signum and meter.batches < len(steps):  # stopped mid-epoch: save the epoch's progress, then stop
             check_parameters(params)
             record["status"], progress.partial = "interrupted", meter.state()
-            save_progress(path, model, optimizer, config, progress)
+            if world.is_main:
+                save_progress(path, model, optimizer, config, progress)
             print(f"{name}: stopped in epoch {epoch} after {meter.batches} batches; checkpoint {path}; "
                   "continue with --resume", file=sys.stderr)
             raise stop.stopped()
         model.eval()
         with runtime.Timer() as inference_time:
-            val = evaluate(model, x_test, y_test, args.batch_size).read(limit)
+            val = evaluate(model, x_test, y_test, args.batch_size, world).read(limit)
         check_parameters(params)
         record["history"].append({"epoch": epoch, "loss": meter.loss, "accuracy": meter.accuracy,
                                   "val_loss": val.loss, "val_accuracy": val.accuracy,
@@ -256,7 +259,8 @@ def train_model(name, args, data, info, folder, stop, progress, on_epoch):
         summarise(record)
         record["status"] = "finished" if epoch == args.epochs else "interrupted" if signum else "training"
         progress.epoch_rng, progress.partial = rng.bit_generator.state, None
-        save_progress(path, model, optimizer, config, progress)
+        if world.is_main:
+            save_progress(path, model, optimizer, config, progress)
         print(f"{name} epoch {epoch}/{args.epochs}: loss {meter.loss:.4f} acc {meter.accuracy:.4f} | "
               f"val loss {val.loss:.4f} val acc {val.accuracy:.4f} | "
               f"train {meter.seconds:.1f}s, inference {inference_time.seconds:.2f}s", flush=True)
@@ -267,14 +271,36 @@ def train_model(name, args, data, info, folder, stop, progress, on_epoch):
     record["status"] = "finished"
 
 
-def evaluate(model, x, y, batch_size):
-    """A Meter of the loss and accuracy over the whole split, without building a graph."""
-    meter = Meter()
+def train_step(model, optimizer, x, y, world, share, clip):
+    """Zero, forward and loss, backward, the ranks' gradients summed (each weighted by its rank's
+    share of the batch: the whole batch's gradient on every rank), Keras' clipvalue, step.
+    Returns the loss and the hits (0 and None on a rank without rows: a last batch smaller
+    than the world, where this rank only joins the sum)."""
+    optimizer.zero_grad()
+    loss, hits = 0.0, None
+    if len(y):
+        loss, hits = loss_and_hits(model(minisum.tensor(x)), y)
+        loss.backward()
+        loss = loss.data
+    world.sum_gradients(optimizer.params, share)
+    clip_grad_value(optimizer.params, clip)
+    optimizer.step()
+    return loss, hits
+
+
+def evaluate(model, x, y, batch_size, world):
+    """A Meter of the loss and accuracy over the whole split, without building a graph; each
+    rank on its share of every batch."""
+    meter = Meter(world=world)
     with minisum.no_grad():
-        for rows in runtime.index_batches(len(x), batch_size):
-            labels = y[rows]
-            loss, hits = loss_and_hits(model(minisum.tensor(x[rows])), labels)
-            meter.add(loss.data, weight=len(labels), hits=hits, count=len(labels))
+        for batch in runtime.index_batches(len(x), batch_size):
+            mine, size = world.mine(batch), batch.stop - batch.start
+            share = (mine.stop - mine.start) / size
+            if share == 0:  # a last batch smaller than the world
+                meter.add(0.0, weight=size, count=size)
+                continue
+            loss, hits = loss_and_hits(model(minisum.tensor(x[mine])), y[mine])
+            meter.add(loss.data, weight=size, hits=hits, count=size, share=share)
     return meter
 
 
@@ -347,9 +373,12 @@ def plot_curves(path, results, dataset):
 
 def main(argv=None):
     """Run the benchmark; returns what results.json holds."""
+    world = distributed.world()  # one rank without mpiexec
+    distributed.quiet_other_ranks(world)
     args = parse_args(argv)
     folder = settle_args(args)
     x_train, y_train, x_test, y_test, info = load_data(args)
+    world.check_same(f"{info['vocabulary']} {info['n_train']} {info['n_test']}", "the data")
     n_classes = len(info["classes"])
     print(f"{args.dataset}: {info['n_train']:,} training and {info['n_test']:,} test texts, {n_classes} classes, "
           f"length {args.seq_len}, vocabulary {args.vocab_size:,} ({info['words_seen']:,} words seen)")
@@ -364,23 +393,26 @@ def main(argv=None):
         progress[name] = saved or Progress(record={"history": []}, epoch_rng=None, epochs_key="history")
         results[name] = progress[name].record
 
-    folder.open(args)  # every check has passed: from here on the run folder is written
-    report = {"config": {**run_flags(args), "device": backend.get_device()}, "data": info, "models": results,
-              "hardware": runtime.hardware_info()}
+    world.barrier()  # every check has passed on every rank: from here on rank 0 writes the run folder
+    if world.is_main:
+        folder.open(args)
+    report = {"config": {**run_flags(args), "device": backend.get_device()}, "ranks": world.size, "data": info,
+              "models": results, "hardware": runtime.hardware_info()}
     results_path = folder.path / "results.json"
 
     def save():  # after every epoch, so an interrupted run keeps what it did
         report["speedup"] = speedup(results)
-        runtime.write_json(results_path, report)
+        if world.is_main:
+            runtime.write_json(results_path, report)
 
     data = tuple(backend.to_device(a) for a in (x_train, y_train, x_test, y_test))  # once, not per batch
     diverged = []
     with StopRequest() as stop:
         for name in args.models:
-            if stop.signum:  # came while a model diverged
+            if stop.agreed(world):  # came while a model diverged
                 raise stop.stopped()
             try:
-                train_model(name, args, data, info, folder, stop, progress[name], save)
+                train_model(name, args, data, info, folder, stop, progress[name], save, world)
             except Diverged as err:
                 drop_best(results[name])
                 diverged.append(name)
@@ -388,7 +420,8 @@ def main(argv=None):
             finally:
                 save()
     print_summary(args, results)
-    plot_curves(folder.path / "curves.png", results, args.dataset)
+    if world.is_main:
+        plot_curves(folder.path / "curves.png", results, args.dataset)
     print(f"wrote {results_path} and curves.png")
     if diverged:
         raise run_diverged(diverged, results_path)

@@ -22,6 +22,9 @@ metrics, per-epoch curves, timing, hardware; after every epoch), <model>.npz (a 
 of each neural model after every epoch) and results.png (validation curves, predicted vs
 true). Ctrl-C or SIGTERM saves a checkpoint after the current batch (exit 130 or 143);
 --resume continues from it. A model whose loss diverges stops alone (exit 3 at the end).
+Under `mpiexec -n N` each rank trains on its share of every batch (docs/distributed.md); the
+ranks draw their dropout masks for their own rows, so a run is not the same draw as one
+process's, only the same training in distribution.
 """
 import sys
 import time
@@ -29,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minisum import backend, no_grad, ops, to_device, to_numpy
+from minisum import backend, distributed, no_grad, ops, to_device, to_numpy
 from minisum.backend import seed as seed_everything
 from minisum.callbacks import EarlyStopping, ReduceLROnPlateau
 from minisum.checkpoint import fields_of, fingerprint
@@ -165,11 +168,14 @@ def predict(model, ids, numbers, batch_size):
     return to_numpy(xp.concatenate(out))[:, 0].astype(np.float64)
 
 
-def fit(name, model, train_set, val_set, args, progress=None, save=None, stop=None):
+def fit(name, model, train_set, val_set, args, progress=None, save=None, stop=None, world=None):
     """Keras' fit with the paper's callbacks, from `progress` (a checkpoint's, or a fresh start).
     `save` (Checkpoints) writes a checkpoint after every epoch, and on a signal from `stop`. Ends
-    with the best epoch's weights, as Keras' restore_best_weights=True does; returns the record."""
+    with the best epoch's weights, as Keras' restore_best_weights=True does; returns the record.
+    With several ranks (`world`) each trains on its share of every batch; the validation is
+    every rank's whole, so that all of them take the callbacks' decisions alike."""
     ids, numbers, target = train_set
+    world = world or distributed.World()
     optimizer = AdamW(model.parameters(), lr=args.lr, eps=KERAS_ADAM_EPS, weight_decay=0.0, eps_style="keras")
     plateau = ReduceLROnPlateau(optimizer, factor=0.1, patience=args.lr_patience, min_delta=KERAS_PLATEAU_MIN_DELTA)
     stopper = EarlyStopping(model, patience=args.stop_patience)
@@ -182,24 +188,23 @@ def fit(name, model, train_set, val_set, args, progress=None, save=None, stop=No
     else:  # ten times the untrained model's validation loss is divergence
         state["limit"] = DIVERGED_FACTOR * float(np.mean((predict(model, *val_set[:2], args.batch_size)
                                                           - to_numpy(val_set[2])[:, 0]) ** 2))
+    world.broadcast_parameters(model.parameters())
     record["status"] = "training"
 
     for epoch in range(progress.done + 1, args.epochs + 1):
         if state.get("stopped_early"):
             break
-        progress.epoch_rng, meter = shuffle.bit_generator.state, progress.meter()
+        progress.epoch_rng, meter = shuffle.bit_generator.state, progress.meter(world)
         steps = index_batches(len(ids), args.batch_size, to_device(shuffle.permutation(len(ids))))
         model.train()  # dropout on
         with Timer() as timer:
             for rows in progress_bar(steps, meter.batches, f"{name} epoch {epoch}/{args.epochs}"):
-                loss = ops.mse_loss(model(ids[rows], numbers[rows]), target[rows])  # forward, loss
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                meter.add(loss.data, weight=len(rows))
-                if stop is not None and stop.signum:
+                mine = world.mine(rows)  # this rank's rows of the batch (all of them with one rank)
+                loss = train_step(model, optimizer, (ids[mine], numbers[mine]), target[mine], world, len(rows))
+                meter.add(loss, weight=len(rows), share=len(mine) / len(rows))
+                if stop is not None and stop.agreed(world):
                     break
-        signum = stop.signum if stop is not None else None  # read once: the state saved is the state it saw
+        signum = stop.agreed(world) if stop is not None else None  # read once: the state saved is the state it saw
         meter.seconds += timer.seconds
         meter.read(state["limit"])  # the epoch's one read of the device's sums, and the divergence check
         if signum and meter.batches < len(steps):  # stopped mid-epoch: save the epoch's progress, then stop
@@ -237,6 +242,21 @@ def fit(name, model, train_set, val_set, args, progress=None, save=None, stop=No
     return record
 
 
+def train_step(model, optimizer, inputs, target, world, batch_size):
+    """Zero, forward and loss on this rank's rows, backward, the ranks' gradients summed (each
+    weighted by its share of the batch of `batch_size` rows), step. Returns the loss on the device
+    (0 on a rank without rows: a last batch smaller than the world, where it only joins the sum)."""
+    optimizer.zero_grad()
+    loss = 0.0
+    if len(target):
+        loss = ops.mse_loss(model(*inputs), target)
+        loss.backward()
+        loss = loss.data
+    world.sum_gradients(optimizer.params, len(target) / batch_size)
+    optimizer.step()
+    return loss
+
+
 def progress_bar(steps, done, desc):
     """The steps of an epoch not done before an interruption, behind a progress bar."""
     return runtime.progress(steps[done:], len(steps) - done, desc)
@@ -246,15 +266,16 @@ class Checkpoints:
     """A model's checkpoint with its callbacks' state and best weights: called after every epoch
     and on a signal (then `after()`, which writes results.json); restore(...) on --resume."""
 
-    def __init__(self, path, config, after):
-        self.path, self.config, self.after = path, config, after
+    def __init__(self, path, config, after, write=True):
+        self.path, self.config, self.after, self.write = path, config, after, write  # write: rank 0's
 
     def __call__(self, model, optimizer, progress, plateau, stopper):
         progress.state["callbacks"] = [[plateau.best, plateau.bad_epochs],
                                        [stopper.best, stopper.bad_epochs, stopper.best_epoch]]
         progress.arrays = stopper.best_state or {}
-        save_progress(self.path, model, optimizer, self.config, progress)
-        self.after()
+        if self.write:
+            save_progress(self.path, model, optimizer, self.config, progress)
+            self.after()
 
     def check(self, progress):
         """The callbacks' state of checkpoint `progress`, refused in one line when malformed."""
@@ -307,6 +328,8 @@ def plot(path, results, predictions, y_test):
 
 def main(argv=None):
     started = time.perf_counter()
+    world = distributed.world()  # one rank without mpiexec
+    distributed.quiet_other_ranks(world)
     args = parse_args(argv)
     folder = settle_args(args)
 
@@ -329,33 +352,38 @@ def main(argv=None):
     # -- every checkpoint is checked before the first batch
     results, predictions, diverged = folder.earlier_records(args), {}, []
     configs, saved = {}, {}
+    vocabulary = fingerprint("\n".join(vectorizer.vocabulary))
     for name in args.models:
         if name != "ridge":
             configs[name] = {"model": model_config(name, vectorizer.vocab_size + 1, numeric.shape[1], args),
-                             "run": run_flags(args), "fingerprint": fingerprint("\n".join(vectorizer.vocabulary)),
+                             "run": run_flags(args), "fingerprint": vocabulary,
                              "fingerprint_of": "vocabulary (the data or its flags changed)"}
             fixed = [key for key in configs[name]["run"] if key not in MAY_CHANGE_ON_RESUME]
             path = folder.path / f"{name}.npz"
             saved[name] = read_progress(path, configs[name], fixed, "history") if args.resume else None
             if saved[name] is not None:
                 Checkpoints(path, configs[name], None).check(saved[name])
-    folder.open(args)  # every check has passed: from here on the run folder is written
+    world.check_same(f"{vocabulary} {len(table.texts)}", "the data")
+    world.barrier()  # every check has passed on every rank: from here on rank 0 writes the run folder
+    if world.is_main:
+        folder.open(args)
     data = dict(source=table.source, rows=len(table.texts), note=table.note, text_column=args.text_column,
                 numeric_columns=list(table.numeric_cols), target_column=table.target_col,
                 split={split: len(r) for split, r in rows.items()}, vocab_size=vectorizer.vocab_size)
     constant = regression_metrics(y_test, np.full(len(y_test), y_train.mean()))
     summary = dict(command=["train_mm.py", *(sys.argv[1:] if argv is None else argv)],
-                   config={**run_flags(args), "device": backend.get_device()}, data=data, models=results,
+                   config={**run_flags(args), "device": backend.get_device()}, ranks=world.size, data=data, models=results,
                    constant_baseline=constant, hardware=hardware_info())
 
     def write_results():  # after every epoch, so an interrupted run keeps what it did
         summary["wall_seconds"] = time.perf_counter() - started
-        write_json(folder.path / "results.json", summary)
+        if world.is_main:
+            write_json(folder.path / "results.json", summary)
 
     # -- the three models
     with StopRequest() as stop:
         for name in args.models:
-            if stop.signum:  # came while a model diverged
+            if stop.agreed(world):  # came while a model diverged
                 raise stop.stopped()
             if name == "ridge":
                 w, b, seconds = fit_ridge(table, rows, args.ridge_alpha)
@@ -370,9 +398,9 @@ def main(argv=None):
                 progress = saved[name] or Progress(record={"history": []}, epoch_rng=None, epochs_key="history")
                 results[name] = progress.record
                 results[name]["params"] = model.num_parameters()
-                checkpoints = Checkpoints(folder.path / f"{name}.npz", configs[name], write_results)
+                checkpoints = Checkpoints(folder.path / f"{name}.npz", configs[name], write_results, world.is_main)
                 try:
-                    fit(name, model, splits["train"], splits["val"], args, progress, checkpoints, stop)
+                    fit(name, model, splits["train"], splits["val"], args, progress, checkpoints, stop, world)
                 except Diverged as err:
                     results[name]["status"] = "diverged"
                     diverged.append(name)
@@ -393,7 +421,8 @@ def main(argv=None):
     for name in diverged:
         print(f"{name:10s} diverged: no result")
     write_results()
-    plot(folder.path / "results.png", results, predictions, y_test)
+    if world.is_main:
+        plot(folder.path / "results.png", results, predictions, y_test)
     print(f"wrote {folder.path / 'results.json'} and results.png ({summary['wall_seconds']:.0f}s in all)")
     if diverged:
         raise run_diverged(diverged, folder.path / 'results.json')
