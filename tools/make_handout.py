@@ -10,8 +10,16 @@ markers; signatures, docstrings (with the math) and the tests stay. A later task
 handed out solved. Only the files git tracks are copied (no stray notebooks or build folders),
 and the files that answer a removed task outside its blocks are left out (tools/course.py:
 ANSWERS_OUTSIDE_BLOCKS). See docs/teaching.md.
+
+A handout is a small repository of its own, consistent with itself: its README.md is the
+students' (docs/handout_README.md), its docs/teaching.md has no teachers' part, the sentences
+of docstrings and docs that name a file left out are removed, the parts of Markdown files for
+a later assignment (`<!-- from assignment N -->` ... `<!-- end -->`) wait for their release,
+and the assignment sheets (docs/assignments/) take the derivations of the tasks handed out
+solved from docs/derivations.md. This tool itself stays with the teacher.
 """
 import argparse
+import re
 import shutil
 import subprocess
 import sys
@@ -22,6 +30,14 @@ from tools.course import ANSWERS_OUTSIDE_BLOCKS, TEACHER_ONLY, assignment  # noq
 from tools.task_markers import NOT_RELEASED, MarkerError, collect_tasks, task_order  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+STUDENT_README = "docs/handout_README.md"  # the handout's README.md
+TEACHERS_TOOLS = ("tools/make_handout.py", STUDENT_README)  # never in a handout
+TEACHERS_PART = "## For teachers"  # docs/teaching.md from this heading to the next "## " one
+DERIVATIONS = "docs/derivations.md"
+DERIVATION_OF = {"2.1": "Softmax and cross-entropy", "2.2": "Layer norm", "3.1": "Embedding",
+                 "3.2": "The causal sum (cumsum)", "4.1": "Attention"}  # its section in DERIVATIONS
+LATER_PART = re.compile(r"<!-- from assignment (\d+) -->\n(.*?)<!-- end -->\n", re.S)
+DERIVATIONS_HERE = re.compile(r"<!-- derivations of ([\d. ]+) -->\n")
 
 
 def stub(task_id, title, indent, released=True):
@@ -66,6 +82,61 @@ def left_out(rel, stubbed):
                for path, tasks in ANSWERS_OUTSIDE_BLOCKS.items() if set(tasks) & set(stubbed))
 
 
+def shipped_names(rel):
+    """The ways a text may name the file `rel`: its path, from minisum/ or docs/ too, and its file name."""
+    names = [rel]
+    for folder in ("minisum/", "docs/", "tests/"):
+        if rel.startswith(folder):
+            names.append(rel[len(folder):])
+    return sorted({*names, rel.rstrip("/").rsplit("/", 1)[-1]}, key=len, reverse=True)
+
+
+def without_sentences_naming(text, names):
+    """`text` less every sentence that names one of `names`. A sentence ends at ". ", at the end of
+    a line followed by a blank line or by the end of a docstring, and starts after the one before."""
+    for name in names:
+        pattern = re.compile(r"(?<![\w/.-])" + re.escape(name) + r"(?![\w-])")
+        while match := pattern.search(text):
+            i = match.start()
+            sentence_ends = [m.end() for m in re.finditer(r"\.\s+", text[:i])]
+            start = max(sentence_ends[-1] if sentence_ends else 0, text.rfind("\n\n", 0, i) + 2,
+                        text.rfind('"""', 0, i) + 3, text.rfind("\n- ", 0, i) + 1, text.rfind("\n```", 0, i) + 1)
+            ends = [m.end() for m in [re.compile(r"\.(?:\s|$)").search(text, match.end()),
+                                      re.compile(r"\n(?=\n|\s*\"\"\"|- |```)").search(text, match.end())] if m]
+            end = min(ends) if ends else len(text)
+            if start > 0 and text[start - 1] == "\n" and text[end - 1:end] != "\n" and text[end:end + 1] == "\n":
+                end += 1  # the sentence was the whole line
+            text = text[:start] + text[end:]
+    return re.sub(r'\s+"""', '\n"""', text, count=1) if text.startswith('"""') else text
+
+
+def derivation_sections(tasks):
+    """The sections of DERIVATIONS that derive `tasks`, in order, as Markdown one heading deeper."""
+    sections = re.split(r"^(?=## )", (ROOT / DERIVATIONS).read_text(), flags=re.M)
+    titles = {DERIVATION_OF[t] for t in tasks if t in DERIVATION_OF}
+    return "".join("#" + s for s in sections if s.startswith("## ") and s[3:].splitlines()[0].strip() in titles)
+
+
+def for_students(rel, text, stubbed, released_upto, withheld):
+    """The text of a shipped file as a handout has it (see the module docstring)."""
+    if rel == "docs/teaching.md" and TEACHERS_PART in text:
+        start = text.index(TEACHERS_PART)
+        after = text.find("\n## ", start + 1)
+        text = text[:start] + (text[after + 1:] if after >= 0 else "")
+    if rel.endswith(".md"):
+        text = LATER_PART.sub(lambda m: m[2] if int(m[1]) <= released_upto else "", text)
+        text = DERIVATIONS_HERE.sub(lambda m: derivation_sections(t for t in m[1].split() if t not in stubbed), text)
+    names = [n for w in withheld for n in shipped_names(w)]
+    if rel.endswith(".md"):
+        text = without_sentences_naming(text, names)
+    elif rel.endswith(".py") and text.startswith('"""'):  # the module docstring, never code
+        end = text.index('"""', 3) + 3
+        modules = "|".join(re.escape(w[len("minisum/ops/"):-3]) for w in withheld if w.startswith("minisum/ops/"))
+        docstring = re.sub(rf"^    (?:{modules}) .*\n", "", text[:end], flags=re.M) if modules else text[:end]
+        text = without_sentences_naming(docstring, names) + text[end:]
+    return text
+
+
 def build(out_dir, stubbed=None, released=None, force=False, leave_out=True):
     """Copy the tracked files to `out_dir` and remove the tasks in `stubbed` (default: every task).
 
@@ -79,10 +150,25 @@ def build(out_dir, stubbed=None, released=None, force=False, leave_out=True):
         shutil.rmtree(out_dir)
     tasks = collect_tasks(ROOT)
     stubbed = list(tasks) if stubbed is None else stubbed
-    for rel in tracked_files(ROOT):
-        if not (leave_out and left_out(rel, stubbed)):
-            (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, out_dir / rel)
+    tracked = tracked_files(ROOT)
+    withheld = [rel for rel in tracked if leave_out and (left_out(rel, stubbed) or rel in TEACHERS_TOOLS)]
+    withheld += [path for path, tasks_ in ANSWERS_OUTSIDE_BLOCKS.items() if path.endswith("/") and leave_out
+                 and set(tasks_) & set(stubbed)]
+    released_upto = max([assignment(t) for t in released] if released is not None else
+                        [assignment(t) for t in tasks], default=0)
+    for rel in tracked:
+        if rel in withheld:
+            continue
+        (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, out_dir / rel)
+        if leave_out and rel.endswith((".md", ".py")):
+            text = (ROOT / rel).read_text()
+            shipped = for_students(rel, text, stubbed, released_upto, withheld)
+            if shipped != text:
+                (out_dir / rel).write_text(shipped)
+    if leave_out and stubbed:
+        readme = for_students("README.md", (ROOT / STUDENT_README).read_text(), stubbed, released_upto, withheld)
+        (out_dir / "README.md").write_text(readme)
     remove_tasks(out_dir, stubbed, released)
     return out_dir
 
