@@ -31,7 +31,9 @@ from tools.task_markers import NOT_RELEASED, MarkerError, collect_tasks, task_or
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDENT_README = "docs/handout_README.md"  # the handout's README.md
-TEACHERS_TOOLS = ("tools/make_handout.py", STUDENT_README)  # never in a handout
+RESEARCH_DOCS = ("docs/benchmarks.md", "docs/runs.md", "docs/train_cls.md", "docs/train_mm.md",
+                 "docs/bad_input.md", "docs/distributed.md")  # the research repository's, not the course's
+TEACHERS_TOOLS = ("tools/make_handout.py", STUDENT_README, *RESEARCH_DOCS)  # never in a handout
 TEACHERS_PART = "## For teachers"  # docs/teaching.md from this heading to the next "## " one
 DERIVATIONS = "docs/derivations.md"
 DERIVATION_OF = {"2.1": "Softmax and cross-entropy", "2.2": "Layer norm", "3.1": "Embedding",
