@@ -251,10 +251,13 @@ def train_share(model, optimizer, world, inputs, targets, pad):
     """One training step on this rank's rows of the batch (all of them with one rank):
     lm_train_step, whose optimizer sums the ranks' gradients, each weighted by its rank's share
     of the batch's real targets, so that their sum is the gradient of the whole batch's mean
-    loss. Returns the loss, the hits and that share."""
+    loss (every rank computes the shares from the whole batch, without communicating).
+    Returns the loss, the hits and that share."""
     mine = world.rows(len(inputs))
     share = int((targets[mine] != pad).sum()) / int((targets != pad).sum())
     optimizer.share = share
+    if world.size > 1:  # the embedding's gradient is zero off the batch's tokens: the rest is not sent
+        optimizer.touched = {id(model.token_embedding.weight): backend.to_device(np.unique(inputs))}
     if mine.start == mine.stop:  # a last batch smaller than the world: this rank only joins the sum
         optimizer.zero_grad()
         optimizer.step()

@@ -160,6 +160,33 @@ def test_on_the_gpu_the_gradients_never_leave_the_device(monkeypatch):
         assert transfers == [0, 0]  # no host sync, no copy to the device during sum_gradients
 
 
+def test_of_an_embedding_only_the_rows_of_the_batch_are_sent_and_the_sum_is_whole(monkeypatch):
+    monkeypatch.setattr(distributed, "BUCKET", 16)
+    rng = np.random.default_rng(2)
+    tokens = [np.array([1, 4, 4]), np.array([6, 1])]  # each rank's tokens; the batch's: 1, 4, 6
+    params = [[_leaf(np, np.zeros((8, 3)), np.zeros((8, 3))), _leaf(np, np.zeros(5), rng.normal(size=5))]
+              for _ in range(2)]
+    for rank in range(2):
+        np.add.at(params[rank][0].grad, tokens[rank], rng.normal(size=(len(tokens[rank]), 3)))
+    expected = [0.5 * params[0][i].grad + 0.5 * params[1][i].grad for i in range(2)]
+    sent = []
+    monkeypatch.setattr(ThreadCollectives, "allreduce_", _recording(ThreadCollectives.allreduce_, sent))
+    touched = {rank: {id(params[rank][0]): np.array([1, 4, 6])} for rank in range(2)}
+    run_ranks(2, lambda world: world.sum_gradients(params[world.rank], 0.5, touched[world.rank]))
+    for rank in range(2):
+        for i in range(2):
+            np.testing.assert_allclose(params[rank][i].grad, expected[i], rtol=1e-14, atol=0)
+    assert sorted(sent)[-1] == 3 * 3 + 5  # one bucket: the 3 rows of the embedding and the vector
+
+
+def _recording(allreduce, sizes):
+    def record(self, array, maximum=False):
+        if not maximum and array.dtype.kind == "f":
+            sizes.append(array.size)
+        return allreduce(self, array, maximum)
+    return record
+
+
 def test_rank_0s_parameters_reach_every_rank():
     params = ranks_parameters(np, SHAPES, seed=1)
     for p in params[1]:
