@@ -25,6 +25,12 @@ def relative_error(analytic, numeric, floor=TINY):
     return np.abs(analytic - numeric) / np.maximum(np.abs(analytic) + np.abs(numeric), floor)
 
 
+def _same(a, b):
+    """Whether two arrays hold the same values (NaN equal to NaN)."""
+    a, b = to_numpy(a), to_numpy(b)
+    return a.shape == b.shape and bool(np.all((a == b) | ((a != a) & (b != b))))
+
+
 def numerical_gradient(fn, inputs, index, upstream, eps):
     """Central differences of sum(fn(*inputs) * upstream) with respect to inputs[index]."""
     x = inputs[index].data
@@ -58,7 +64,18 @@ def gradcheck(fn, *inputs, eps=1e-6, tol=1e-6, seed=0):
     checked = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
     for i in checked:
         inputs[i].grad = None
-    out.backward(upstream)
+    # The backward gets a copy of the upstream gradient, and must leave it and the inputs as they
+    # were: the numerical side below uses them (a backward that zeroes both would match itself).
+    given = upstream.copy()
+    before = {i: t.data.copy() for i, t in enumerate(inputs) if isinstance(t, Tensor)}
+    out.backward(given)
+    if not _same(given, upstream):
+        raise GradcheckError("the backward wrote into the upstream gradient it was given: a backward must "
+                             "leave its grad_out as it is (compute into a new array)")
+    for i, data in before.items():
+        if not _same(inputs[i].data, data):
+            raise GradcheckError(f"the backward wrote into input {i}: a backward must leave the op's inputs "
+                                 "(and what forward saved of them) as they are")
     # L carries float64 rounding, a few 1e-16 sum|f(x) g| (in f and in the sum), so a numerical
     # gradient is only good to noise = that / eps. Entries below noise / tol are judged against that floor.
     noise = 4 * np.finfo(np.float64).eps * float(np.abs(to_numpy(out.data * upstream)).sum()) / eps

@@ -17,15 +17,19 @@ tools/course.py. Exit status: 0 graded, 1 a submission could not be graded, 2 ba
 """
 import argparse
 import concurrent.futures
+import hashlib
 import json
 import os
 import random
 import re
+import secrets
+import selectors
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,11 +39,15 @@ sys.path.insert(0, str(ROOT))
 from tools.course import POINTS, TEACHER_ONLY, assignment  # noqa: E402
 from tools.gradebook import gradescope, print_report, write_csv  # noqa: E402
 from tools.submission import prepare, read_bodies, teacher_tasks  # noqa: E402
-from tools.task_markers import MarkerError, task_order  # noqa: E402
+from tools.cost_probes import FLOOR_S, SLOWER  # noqa: E402
+from tools.task_markers import MarkerError, scan_blocks, task_order, unreleased_tasks  # noqa: E402
 
 TEACHER_PARTS = ("minisum", "tests", "tools", "pytest.ini")  # what a clean room copies
 NOT_COPIED = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
 MAX_MESSAGES = 5
+MEMORY_BYTES = 4 * 2 ** 30  # address space of a task's process: the reference needs well under 2 GiB
+BUDGET_S = 600  # seconds of task runs per submission: a block that sleeps in every task stops here
+_LIVE, _LIVE_LOCK = set(), threading.Lock()  # the task processes running now: not orphans
 
 
 class GradingError(Exception):
@@ -79,59 +87,147 @@ def task_test_files(room, task_id=None):
                   and (task_id is None or f'"{task_id}"' in p.read_text()))
 
 
-def clean_room(where, files):
-    """A fresh copy of the teacher's tree under `where`, with `files` (rel -> text) written over it."""
+def clean_room(where, files, teacher=ROOT):
+    """A fresh copy of the teacher's tree (or its snapshot) under `where`, with `files` (rel -> text)
+    written over it, read-only."""
     where.mkdir(parents=True)
     for part in TEACHER_PARTS:
-        source = ROOT / part
+        source = teacher / part
         if source.is_dir():
             shutil.copytree(source, where / part, ignore=NOT_COPIED)
         elif source.exists():
             shutil.copy2(source, where / part)
+    _make_writable(where)
     for rel, text in files.items():
+        (where / rel).chmod(0o644)
         (where / rel).write_text(text)
+    _make_read_only(where)
     return where
 
 
-def run_tests(room, task_id, seed, timeout, collect_only=False):
+def run_tests(room, task_id, seed, timeout, collect_only=False, blocks=None, budget=None):
     """Run the tests of `task_id` (None: of every task) as they stand in `room`, or only count them;
-    (events, returncode or "timeout", stderr)."""
-    with tempfile.TemporaryDirectory(prefix="minisum-grade-run-") as tmp:
-        return _run_tests(Path(room), task_id, seed, timeout, Path(tmp) / "results.jsonl", collect_only)
-
-
-def _run_tests(room, task_id, seed, timeout, results, collect_only):
+    (events, returncode or "timeout", stderr). blocks: {file in room: [(first, last line)]} of the
+    graded task's bodies, watched at run time (tools/grading_plugin.py); budget: seconds its cost
+    probe may take."""
+    room = Path(room).resolve()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MINISUM_", "PYTHON"))}
     # no third-party pytest plugins: only the teacher's tests and this grader's plugin run
-    env.update(MINISUM_TEST_SEED=str(seed), MINISUM_GRADE_RESULTS=str(results), PYTHONPATH=str(room),
-               PYTHONDONTWRITEBYTECODE="1", PYTHONHASHSEED="0", PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
-    if task_id:
-        env["MINISUM_GRADE_TASK"] = task_id
+    env.update(MINISUM_TEST_SEED=str(seed), PYTHONPATH=str(room), PYTHONDONTWRITEBYTECODE="1",
+               PYTHONHASHSEED="0", PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
     command = [sys.executable, "-s", "-m", "pytest", "-q", "-p", "tools.grading_plugin", "-p", "no:cacheprovider",
                "-m", "task", *(["--collect-only"] if collect_only else []), *task_test_files(room, task_id)]
-    with open(results.with_suffix(".stderr"), "w+") as err:
-        process = subprocess.Popen(command, cwd=room, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                   stderr=err, start_new_session=True)
+    read_end, write_end = os.pipe()
+    nonce = secrets.token_hex(16)
+    settings = {"task": task_id, "fd": write_end, "nonce": nonce, "memory": MEMORY_BYTES,
+                "blocks": {str(path): ranges for path, ranges in (blocks or {}).items()},
+                "budget": None if collect_only else budget}
+    with tempfile.TemporaryFile("w+") as err:
         try:
-            returncode = process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            returncode = "timeout"
+            process = subprocess.Popen(command, cwd=room, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                       stderr=err, pass_fds=(write_end,), start_new_session=True)
         finally:
-            try:
-                os.killpg(process.pid, signal.SIGKILL)  # the task's own children too
-            except ProcessLookupError:
-                pass
-            process.wait()
+            os.close(write_end)
+        with _LIVE_LOCK:
+            _LIVE.add(process.pid)
+        try:
+            process.stdin.write(json.dumps(settings).encode())
+            process.stdin.close()
+        except BrokenPipeError:
+            pass
+        try:
+            returncode, output = _collect(process, read_end, timeout)
+        finally:
+            os.close(read_end)
+            _end_everything(process)
         err.seek(0)
         stderr = err.read()
     events = []
-    if results.exists():
-        for line in results.read_text().splitlines():
-            try:
-                events.append(json.loads(line))
-            except ValueError:
-                break  # a line cut short by a killed process
+    for line in output.decode(errors="replace").splitlines():
+        mark, _, text = line.partition(" ")
+        if mark != nonce:
+            continue  # not the plugin's: a line without its nonce
+        try:
+            events.append(json.loads(text))
+        except ValueError:
+            break  # a line cut short by a killed process
     return events, returncode, stderr
+
+
+def _collect(process, read_end, timeout):
+    """(returncode or "timeout", bytes the plugin wrote) of a task process, read as it writes them."""
+    deadline, chunks = time.monotonic() + timeout, []
+    os.set_blocking(read_end, False)
+    with selectors.DefaultSelector() as selector:
+        selector.register(read_end, selectors.EVENT_READ)
+        while process.poll() is None and time.monotonic() < deadline:
+            if selector.select(timeout=min(0.05, max(0, deadline - time.monotonic()))):
+                chunks.append(_read_available(read_end))
+    returncode = process.poll()
+    chunks.append(_read_available(read_end))  # what it wrote before it ended
+    return ("timeout" if returncode is None else returncode), b"".join(chunks)
+
+
+def _read_available(fd):
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _end_everything(process):
+    """Kill the task process, its session and any process it started that escaped it."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # the task's own children too
+    except (ProcessLookupError, PermissionError):
+        pass
+    process.wait()
+    with _LIVE_LOCK:
+        _LIVE.discard(process.pid)
+    _kill_orphans()
+
+
+def _kill_orphans():
+    """Kill the processes that became this grader's children by being orphaned (a daemon that left
+    its task's session); only when the grader is their subreaper (Linux), else they went to init."""
+    for _ in range(100):
+        orphans = [pid for pid in _children() if pid not in _LIVE]
+        if not orphans:
+            return
+        for pid in orphans:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError, PermissionError):
+                pass
+
+
+def _children():
+    me, found = str(os.getpid()), []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[1] == me:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def become_subreaper():
+    """Make orphaned descendants this process's children (Linux prctl PR_SET_CHILD_SUBREAPER), so
+    that a double-forked daemon of a task is found and killed; elsewhere, nothing."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 def judge(result, events, returncode, stderr, timeout):
@@ -152,25 +248,29 @@ def judge(result, events, returncode, stderr, timeout):
     running = [e["test"] for e in events if e["event"] == "start"]
     during = f" during {running[-1]}" if running else ""
     rules = [e["message"] for e in events if e["event"] == "rule"]
-    if returncode == "timeout":
-        result.status, result.messages = "timeout", [f"stopped after {timeout:g} s{during}"] + result.messages
-    elif rules:
+    if rules:
         result.status, result.messages = "rule", sorted(set(rules)) + result.messages
+    elif returncode == "timeout":
+        result.status, result.messages = "timeout", [f"stopped after {timeout:g} s{during}"] + result.messages
     elif not collected and any(e["event"] == "done" for e in events):
         result.status, result.messages = "failed", [f"this copy has no test graded under TASK {result.task}"]
     elif not any(e["event"] == "done" for e in events) or returncode not in (0, 1):
+        # stderr stays out of the report: block code may have written it
         why = {2: "interrupted", 3: "pytest's internal error", 4: "pytest's usage error"}.get(returncode, "")
-        last = stderr.strip().splitlines()[-1:] or [f"exit status {returncode} {why}".strip()]
+        why = f"killed by signal {-returncode}" if isinstance(returncode, int) and returncode < 0 else why
         result.status = "crashed"
-        result.messages = [f"the test process ended before its tests did{during}: {last[0][:200]}"] + result.messages
+        result.messages = [f"the test process ended before its tests did{during}: exit status {returncode}"
+                           + (f" ({why})" if why else "")] + result.messages
     else:
         result.status = "passed" if result.tests_passed == result.tests_total else "failed"
 
 
 # ----- grading -------------------------------------------------------------------------------------
-def grade_many(submissions, seed, task_ids, timeout=60, jobs=None):
+def grade_many(submissions, seed, task_ids, timeout=60, jobs=None, budget=BUDGET_S):
     """({submission: report}, {submission: why it could not be graded}); every (submission, task)
-    runs in its own clean room, `jobs` at a time. task_ids: the tasks, or {submission: its tasks}."""
+    runs in its own clean room, `jobs` at a time, with at most `budget` seconds of task runs per
+    submission. task_ids: the tasks, or {submission: its tasks}. Each submission is graded at its
+    own seed, drawn from `seed` and its folder's name (student_seed)."""
     tasks = teacher_tasks()
     results, errors, runs = {}, {}, []
     for submission in submissions:
@@ -181,17 +281,88 @@ def grade_many(submissions, seed, task_ids, timeout=60, jobs=None):
             errors[submission] = str(err)
             results[submission] = {t: TaskResult(t, tasks[t][0], POINTS[t], "missing", messages=[str(err)])
                                    for t in chosen}
+    become_subreaper()
     # the slowest tasks (training, attention) first, so that no core waits on one at the end
-    runs.sort(key=lambda run: task_order(run[0].task), reverse=True)
+    runs.sort(key=lambda run: task_order(run[1].task), reverse=True)
+    spent = {s: Budget(budget) for s in submissions}
     with tempfile.TemporaryDirectory(prefix="minisum-grade-") as work:
+        teacher = snapshot(Path(work) / "teacher")
+        references = reference_seconds(teacher, {r.task for _, r, _ in runs if r.status == "ok"})
+        def grade(n_run):
+            n, (submission, result, files) = n_run
+            grade_task(result, files, Path(work) / str(n), student_seed(seed, submission), timeout,
+                       teacher, references.get(result.task), spent[submission])
         with concurrent.futures.ThreadPoolExecutor(jobs or _cores()) as pool:
-            list(pool.map(lambda n_run: grade_task(*n_run[1], Path(work) / str(n_run[0]), seed, timeout),
-                          enumerate(runs)))
-    return {s: report(r, seed) for s, r in results.items()}, errors
+            list(pool.map(grade, enumerate(runs)))
+        _make_writable(Path(work))
+    return {s: report(r) for s, r in results.items()}, errors
+
+
+class Budget:
+    """The seconds of task runs a submission has left."""
+    def __init__(self, seconds):
+        self.left, self.lock = seconds, threading.Lock()
+
+    def spend(self, seconds):
+        with self.lock:
+            self.left -= seconds
+
+
+def student_seed(seed, submission):
+    """The seed a submission is graded at: the teacher's secret `seed` mixed with the submission's
+    folder name, so that no two students share (or can pass on) their hidden variation. Seed 0
+    stays 0: the tests everyone sees."""
+    if not seed:
+        return 0
+    digest = hashlib.sha256(f"{seed}:{Path(submission).resolve().name}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") % (2 ** 31 - 1) + 1
+
+
+def snapshot(where):
+    """A read-only copy of the teacher's tree (the parts a clean room needs), taken once per grading:
+    every clean room is copied from it, so nothing a task does to it reaches the next."""
+    where.mkdir(parents=True)
+    for part in TEACHER_PARTS:
+        source = ROOT / part
+        if source.is_dir():
+            shutil.copytree(source, where / part, ignore=NOT_COPIED)
+        elif source.exists():
+            shutil.copy2(source, where / part)
+    _make_read_only(where)
+    return where
+
+
+def _make_read_only(root):
+    for path in [*root.rglob("*"), root]:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+
+
+def _make_writable(root):
+    for path in [root, *root.rglob("*")]:
+        if path.is_dir() and not path.is_symlink():
+            path.chmod(0o755)
+
+
+def reference_seconds(teacher, task_ids):
+    """{task: seconds} of the teacher's reference on each task's cost probe (tools/cost_probes.py),
+    timed in a process like the tasks' own; {} when it cannot be timed."""
+    from tools.cost_probes import PROBES
+    wanted = sorted(t for t in task_ids if t in PROBES)
+    if not wanted:
+        return {}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MINISUM_", "PYTHON"))}
+    env.update(PYTHONPATH=str(teacher), PYTHONDONTWRITEBYTECODE="1")
+    try:
+        done = subprocess.run([sys.executable, "-s", "-m", "tools.cost_probes", *wanted], cwd=teacher, env=env,
+                              capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        return json.loads(done.stdout)
+    except (subprocess.TimeoutExpired, ValueError):
+        return {}
 
 
 def prepare_submission(submission, tasks, task_ids, runs):
-    """{task: TaskResult} for one submission, with (result, files) of the runs it needs appended to `runs`."""
+    """{task: TaskResult} for one submission, with (submission, result, files) of the runs it needs
+    appended to `runs`."""
     if not submission.is_dir():
         raise GradingError(f"{submission} is not a folder")
     if not any((submission / b.path.relative_to(ROOT)).is_file() for t in task_ids for b in tasks[t][1]):
@@ -199,29 +370,54 @@ def prepare_submission(submission, tasks, task_ids, runs):
     bodies = read_bodies(submission, tasks)
     results = {}
     for t in task_ids:
-        results[t] = TaskResult(t, tasks[t][0], POINTS[t])
+        results[t] = TaskResult(t, tasks[t][0], POINTS[t], "ok")
         status, messages, files = prepare(t, *bodies[t], tasks)
         if status != "ok":
             results[t].status, results[t].messages = status, messages
-        runs.append((results[t], files))
+        runs.append((str(submission), results[t], files))
     return results
 
 
-def grade_task(result, files, room, seed, timeout):
+def grade_task(result, files, room, seed, timeout, teacher=ROOT, reference=None, budget=None):
     """Run one task's tests in a fresh clean room and fill `result`. A stubbed task (missing, rule)
     is only counted: none of its code runs."""
+    stubbed = result.status in ("missing", "rule")
+    if not stubbed:
+        result.status = "failed"
+    limit = timeout if budget is None else max(0.0, min(timeout, budget.left))
+    if not stubbed and limit <= 0:
+        result.status, result.messages = "timeout", ["the submission's time for all of its tasks ran out first"]
+        return
     try:
-        clean_room(room, files)
-        judge(result, *run_tests(room, result.task, seed, timeout, collect_only=result.status in ("missing", "rule")),
-              timeout)
+        clean_room(room, files, teacher)
+        started = time.monotonic()
+        blocks = {} if stubbed else block_lines(room, files, result.task)
+        cost = None if reference is None else max(SLOWER * reference, FLOOR_S)
+        judge(result, *run_tests(room, result.task, seed, limit if not stubbed else timeout,
+                                 collect_only=stubbed, blocks=blocks, budget=cost), limit)
+        if budget is not None and not stubbed:
+            budget.spend(time.monotonic() - started)
     finally:
+        _make_writable(room)
         shutil.rmtree(room, ignore_errors=True)
 
 
-def report(results, seed):
+def block_lines(room, files, task_id):
+    """{file in room: [(first, last line of a body)]} of `task_id`'s blocks in the files written."""
+    lines = {}
+    for rel, text in files.items():
+        blocks, _, _ = scan_blocks(rel, text.splitlines())
+        ranges = [(b.begin + 2, b.end) for b in blocks if b.task == task_id]
+        if ranges:
+            lines[str((Path(room) / rel).resolve())] = ranges
+    return lines
+
+
+def report(results):
+    """A submission's report: what its student may see (no seed: it is the teacher's secret)."""
     tasks = {t: r.as_dict() for t, r in results.items()}
     return {"score": round(sum(r["score"] for r in tasks.values()), 2),
-            "max_score": sum(r["max_score"] for r in tasks.values()), "seed": seed, "tasks": tasks}
+            "max_score": sum(r["max_score"] for r in tasks.values()), "tasks": tasks}
 
 
 def _cores():
@@ -249,10 +445,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("submissions", nargs="*", metavar="SUBMISSION",
                         help="the copies to grade (default: this one, the reference)")
-    parser.add_argument("--seed", type=int, help="seed of the hidden variation (default: drawn and printed)")
+    parser.add_argument("--seed", type=int, help="the teacher's secret seed of the hidden variation, mixed with each "
+                        "submission's folder name; never printed nor reported (default: drawn and printed)")
     parser.add_argument("--tasks", help="comma-separated task ids to grade (default: all)")
     parser.add_argument("--upto", type=int, metavar="N", help="grade assignments 1 to N only")
     parser.add_argument("--timeout", type=float, default=60, help="seconds per task (default 60)")
+    parser.add_argument("--budget", type=float, default=BUDGET_S,
+                        help=f"seconds of task runs per submission (default {BUDGET_S})")
     parser.add_argument("--jobs", type=int, help="tasks graded at once (default: the number of cores)")
     parser.add_argument("--json", help="write the report here (with several submissions: a folder of reports)")
     parser.add_argument("--csv", help="write one row per submission here")
@@ -262,23 +461,27 @@ def main(argv=None):
     seed = args.seed if args.seed is not None else random.randrange(1, 2 ** 31)
     try:
         tasks = teacher_tasks()
-        task_ids = choose_tasks(tasks, args.tasks, args.upto)
+        # in a weekly handout, the tasks not released yet are not graded unless asked for
+        unreleased = set() if args.tasks or args.upto is not None else unreleased_tasks(ROOT)
+        task_ids = [t for t in choose_tasks(tasks, args.tasks, args.upto) if t not in unreleased]
         if args.gradescope and len(submissions) > 1:
             raise GradingError("--gradescope writes one submission's results.json: give one submission")
-        if args.timeout <= 0 or (args.jobs is not None and args.jobs < 1):
-            raise GradingError("--timeout and --jobs must be positive")
+        if args.timeout <= 0 or args.budget <= 0 or (args.jobs is not None and args.jobs < 1):
+            raise GradingError("--timeout, --budget and --jobs must be positive")
     except (MarkerError, GradingError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     start = time.perf_counter()
-    reports, errors = grade_many(submissions, seed, task_ids, args.timeout, args.jobs)
+    reports, errors = grade_many(submissions, seed, task_ids, args.timeout, args.jobs, args.budget)
     for submission, graded in reports.items():
         if len(submissions) > 1:
             print(f"\n== {submission}")
         if submission in errors:
             print(f"error: {errors[submission]}", file=sys.stderr)
-        print_report(graded)
-    print(f"graded {len(submissions)} submission(s) in {time.perf_counter() - start:.1f} s (seed {seed})")
+        print_report(graded, {t: tasks[t][0] for t in sorted(unreleased, key=task_order)})
+    # a drawn seed is the student's to replay; a given one is the teacher's secret
+    said = f"seed {seed}" if args.seed is None else "the given seed"
+    print(f"graded {len(submissions)} submission(s) in {time.perf_counter() - start:.1f} s ({said})")
     if args.json:
         if len(submissions) == 1:
             Path(args.json).write_text(json.dumps(reports[submissions[0]], indent=2))

@@ -1,40 +1,124 @@
 """A pytest plugin for tools/grade.py: runs the tests of one task and streams their outcomes.
 
 Loaded with `-p tools.grading_plugin` inside a clean room (a copy of the teacher's tree with
-one task's blocks from the submission). It reads two environment variables and removes them
-before any test runs, so the code under test cannot find the results file:
-    MINISUM_GRADE_RESULTS  file to append one JSON line per event to
-    MINISUM_GRADE_TASK     keep only the tests graded under this task (default: every task test)
+one task's blocks from the submission). Its settings come as one JSON object on stdin, read
+and gone before any test imports the submission (no environment variable, no file):
+    task     keep only the tests graded under this task (null: every task test)
+    fd, nonce  the pipe to write one line per event to, each line starting with the nonce
+    blocks   {file: [[first line, last line], ...]} of the graded task's block bodies
+    memory   bytes of address space the process may use
+    budget   seconds the task's cost probe may take (tools/cost_probes.py), or null
 A test is graded under the task mark nearest to it; its other marks name the earlier tasks
-whose code it also runs. The plugin also fails any backward() that calls its own op's
-forward more than once: a gradient by finite differences rather than by its formula.
+whose code it also runs.
+
+While block code runs it is watched (each failure a `rule` event):
+- an audit hook (PEP 578, it cannot be removed) refuses exec / compile, open, the import of a
+  module not yet imported, processes, signals, sockets, ctypes and every other audited action
+  while a frame of a block's lines is on the stack;
+- a backward that calls its own op's forward twice or more (finite differences), creates a
+  Function (builds a graph) or calls backward() (autograd inside a backward);
+- the task's cost probe taking more than SLOWER times the reference's time.
+A failure's message is the test's own text: an exception that passed through block code is
+reported by its type and place only, never by its text.
 """
 import functools
 import importlib
 import json
 import os
 import pkgutil
+import re
+import resource
+import signal
+import sys
 
-RESULTS = os.environ.pop("MINISUM_GRADE_RESULTS", None)
-GRADED_TASK = os.environ.pop("MINISUM_GRADE_TASK", None)
+
+def _read_settings():
+    """The grader's settings from stdin (empty when run by hand), then stdin is /dev/null."""
+    chunks = []
+    try:
+        if not os.isatty(0):
+            while chunk := os.read(0, 65536):
+                chunks.append(chunk)
+    except OSError:
+        return {}
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    try:
+        return json.loads(b"".join(chunks) or b"{}")
+    except ValueError:
+        return {}
+
+
+_settings = _read_settings()
+GRADED_TASK = _settings.get("task")
 MESSAGE_CHARS = 300  # a failure message is cut here: enough to act on, too short to carry files out
+_fd, _nonce = _settings.get("fd"), _settings.get("nonce", "")
+_blocks = {path: [tuple(r) for r in ranges] for path, ranges in _settings.get("blocks", {}).items()}
+_budget = _settings.get("budget")
+if _settings.get("memory"):
+    resource.setrlimit(resource.RLIMIT_AS, (_settings["memory"],) * 2)
+del _settings
 
-_stream = None
 _backwards = []  # one [op class, its own forwards called so far] per backward() running
-_reported = set()  # op classes already reported for finite differences
+_reported = set()  # rule messages already written
 
 
 def _write(event, **fields):
-    if _stream:
-        _stream.write(json.dumps({"event": event, **fields}) + "\n")
-        _stream.flush()
+    if _fd is not None:
+        line = f"{_nonce} {json.dumps({'event': event, **fields})}\n".encode()
+        while line:
+            line = line[os.write(_fd, line):]
 
 
+def _rule(message):
+    if message not in _reported:
+        _reported.add(message)
+        _write("rule", message=message)
+
+
+# ----- where block code runs ---------------------------------------------------------------------
+def _block_line(frame):
+    """'file:line' of the innermost frame running a block's lines, or None."""
+    while frame is not None:
+        ranges = _blocks.get(frame.f_code.co_filename)
+        if ranges and any(first <= frame.f_lineno <= last for first, last in ranges):
+            return f"{_relative(frame.f_code.co_filename)}:{frame.f_lineno}"
+        frame = frame.f_back
+    return None
+
+
+def _relative(path):
+    return re.sub(r"^.*?/(minisum|tests)/", r"\1/", path)
+
+
+class BlockEscape(RuntimeError):
+    """Block code asked for something outside the computation (a file, a process, code to run)."""
+
+
+_HARMLESS_EVENTS = {"sys._getframe", "sys._getframemodulename", "builtins.id"}
+_in_hook = []  # non-empty while the hook runs: what it does itself is not watched
+
+
+def _audit(event, args):
+    if event in _HARMLESS_EVENTS or _in_hook:  # sys._getframe: below, this hook's own call
+        return
+    _in_hook.append(event)
+    try:
+        where = _block_line(sys._getframe(1))
+    finally:
+        _in_hook.pop()
+    if where:
+        _rule(f"TASK {GRADED_TASK} at {where} tried `{event}` (files, imports, processes, signals and code "
+              "from strings are out of a block's reach)")
+        raise BlockEscape(f"{event} is not allowed in a task block")
+
+
+# ----- the tests ---------------------------------------------------------------------------------
 def pytest_configure(config):
-    global _stream
-    if RESULTS:
-        _stream = open(RESULTS, "a")
-    _watch_forwards_inside_backwards()
+    if _blocks:
+        _watch_backwards()
+        sys.addaudithook(_audit)
 
 
 def pytest_collection_modifyitems(session, config, items):
@@ -56,11 +140,21 @@ def pytest_runtest_logstart(nodeid, location):
     _write("start", test=nodeid)
 
 
+import pytest  # noqa: E402  (after the settings are read: pytest is imported already, this is a lookup)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and call.excinfo is not None:
+        report.grading_message = failure_message(call.excinfo.value, call.excinfo.tb)
+
+
 def pytest_runtest_logreport(report):
     # a failure in setup, call or teardown fails the test; a pass needs the call to pass
     if report.failed:
-        crash = getattr(report.longrepr, "reprcrash", None)
-        message = " ".join((crash.message if crash else str(report.longrepr).strip().splitlines()[-1]).split())
+        message = getattr(report, "grading_message", None) or "failed"
         _write("outcome", test=report.nodeid, outcome="failed", message=message[:MESSAGE_CHARS])
     elif report.skipped:
         _write("outcome", test=report.nodeid, outcome="skipped", message="")
@@ -69,20 +163,66 @@ def pytest_runtest_logreport(report):
 
 
 def pytest_sessionfinish(session):
+    if _budget is not None and GRADED_TASK:
+        _check_cost()
     _write("done")
 
 
-# ----- finite differences --------------------------------------------------------------------
-class FiniteDifferences(AssertionError):
-    """A backward computed its gradient by calling its own forward again and again."""
+# ----- messages ------------------------------------------------------------------------------------
+VALUE_LINES = re.compile(r"^\s*(Mismatch at|Max absolute|Max relative|x:|y:|ACTUAL|DESIRED|\[)")
 
 
-def _watch_forwards_inside_backwards():
-    """Wrap every op's forward and backward (and the `*_forward` helpers of its module) so that a
-    backward calling its own op's forward twice or more raises FiniteDifferences. Once is allowed:
-    reusing the forward (a reversed cumsum for cumsum's backward, a recomputed softmax)."""
+def failure_message(error, tb):
+    """The message of a failed test, in words the block cannot choose.
+
+    Through block code: the exception's type and where (its text may be anything the block put
+    there). Otherwise: a GradcheckError's own message (its fields), or the test's own line and
+    the header of a NumPy comparison (without the arrays), or the engine's message."""
+    name = type(error).__name__
+    block, test = None, None
+    while tb is not None:
+        where = _block_line_of(tb)
+        block = where or block
+        path = tb.tb_frame.f_code.co_filename
+        if "/tests/" in path:
+            test = f"{_relative(path)}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    if block:
+        return f"{name} raised in the task's code at {block}" + (f" (test line {test})" if test else "")
+    if name == "GradcheckError" or not _blocks:
+        return f"{name}: {' '.join(str(error).split())}"
+    text = str(error)
+    if isinstance(error, AssertionError):
+        header = [line.strip() for line in text.strip().splitlines() if line.strip()]
+        header = [] if header and header[0].startswith("assert ") else header  # pytest's: the values
+        kept = []
+        for line in header:
+            if VALUE_LINES.match(line) or line.startswith("assert "):
+                break
+            kept.append(line)
+        return f"{name} at {test}" + (f": {' '.join(kept)}" if kept else "")
+    return f"{name}: {' '.join(text.split())}" + (f" (at {test})" if test else "")
+
+
+def _block_line_of(tb):
+    ranges = _blocks.get(tb.tb_frame.f_code.co_filename)
+    if ranges and any(first <= tb.tb_lineno <= last for first, last in ranges):
+        return f"{_relative(tb.tb_frame.f_code.co_filename)}:{tb.tb_lineno}"
+    return None
+
+
+# ----- shortcuts seen at run time ------------------------------------------------------------------
+class Shortcut(AssertionError):
+    """A backward computed its gradient by a shortcut: finite differences, a graph, or too slowly."""
+
+
+def _watch_backwards():
+    """Wrap every op's forward and backward (and the `*_forward` helpers of its module), Function
+    calls and Tensor.backward, so that a backward calling its own op's forward twice or more,
+    building a graph or running autograd raises Shortcut. Calling the forward once is allowed:
+    reusing it (a reversed cumsum for cumsum's backward, a recomputed softmax)."""
     import minisum.ops
-    from minisum.autograd import Function
+    from minisum.autograd import Function, Tensor
 
     modules = [importlib.import_module(f"minisum.ops.{m.name}") for m in pkgutil.iter_modules(minisum.ops.__path__)]
     ops = [cls for cls in _subclasses(Function) if cls.__module__.startswith("minisum.")]
@@ -95,6 +235,8 @@ def _watch_forwards_inside_backwards():
         for name, fn in list(vars(module).items()):
             if name.endswith("_forward") and callable(fn) and getattr(fn, "__module__", None) == module.__name__:
                 setattr(module, name, _counted_forward(lambda op, m=module.__name__: op.__module__ == m, fn))
+    Function.__call__ = _outside_backwards(Function.__call__, "creates {op} (builds a graph)")
+    Tensor.backward = _outside_backwards(Tensor.backward, "calls backward() (autograd inside a backward)")
 
 
 def _subclasses(cls):
@@ -114,10 +256,8 @@ def _tracked_backward(cls, backward):
         if calls >= 2:
             message = (f"{cls.__name__}.backward called its own forward {calls} times: a gradient must come "
                        "from its formula, not from finite differences")
-            if cls not in _reported:
-                _reported.add(cls)
-                _write("rule", message=message)
-            raise FiniteDifferences(message)
+            _rule(message)
+            raise Shortcut(message)
         return result
     return tracked
 
@@ -129,3 +269,46 @@ def _counted_forward(belongs_to_op, forward):
             _backwards[-1][1] += 1
         return forward(*args, **kwargs)
     return counted
+
+
+def _outside_backwards(method, what):
+    @functools.wraps(method)
+    def checked(self, *args, **kwargs):
+        if _backwards:
+            message = (f"{_backwards[-1][0].__name__}.backward {what.format(op=type(self).__name__)}: a backward "
+                       "works on arrays")
+            _rule(message)
+            raise Shortcut(message)
+        return method(self, *args, **kwargs)
+    return checked
+
+
+# ----- cost --------------------------------------------------------------------------------------------
+class TooSlow(BaseException):
+    """The cost probe ran past its budget (a BaseException: `except Exception` in a block keeps it going)."""
+
+
+def _check_cost():
+    from tools.cost_probes import PROBES, SLOWER, probe
+    if GRADED_TASK not in PROBES:
+        return
+    what = PROBES[GRADED_TASK][0]
+    message = (f"the backward of TASK {GRADED_TASK} took more than {SLOWER}x the reference's time "
+               f"({_budget:.2f} s) on {what}: finite differences or a Jacobian, not the formula")
+
+    def stop(signum, frame):
+        _rule(message)
+        raise TooSlow
+
+    import numpy as np
+    np.ones((512, 512)) @ np.ones((512, 512))  # the BLAS threads start here, not in the timed backward
+    signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, _budget)
+    try:
+        probe(GRADED_TASK)
+    except TooSlow:
+        pass
+    except Exception:  # noqa: BLE001  a wrong backward: its tests have failed already
+        pass
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)

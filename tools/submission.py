@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 from tools.course import POINTS
-from tools.rules import check_block
+from tools.rules import block_scope, check_block
 from tools.task_markers import MarkerError, collect_tasks, scan_blocks
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,8 +93,9 @@ def _prepare(task_id, bodies, problems, tasks):
     if all(STUB.match(body) or not body.strip() for blocks in bodies.values() for _, body in blocks):
         return "missing", [f"TASK {task_id} is not done (its blocks still raise NotImplementedError)"], {}
     problems = [(f"{rel}:{begin + line}: TASK {task_id} {what}", what) for rel, blocks in bodies.items()
-                for (begin, body), indent in zip(blocks, indents(task_id, rel, tasks))
-                for line, what in outdented(body, indent) or check_block(body, task_id)]
+                for (begin, body), block in zip(blocks, teacher_blocks(task_id, rel, tasks))
+                for line, what in outdented(body, block.indent)
+                or check_block(body, task_id, block_scope(block.path, block.begin, block.end))]
     if problems:
         status = "missing" if any(what.startswith("does not parse") for _, what in problems) else "rule"
         return status, [message for message, _ in problems], {}
@@ -107,8 +108,8 @@ def _prepare(task_id, bodies, problems, tasks):
     return "ok", [], files
 
 
-def indents(task_id, rel, tasks):
-    return [b.indent for b in tasks[task_id][1] if str(b.path.relative_to(ROOT)) == rel]
+def teacher_blocks(task_id, rel, tasks):
+    return [b for b in tasks[task_id][1] if str(b.path.relative_to(ROOT)) == rel]
 
 
 def outdented(body, indent):
