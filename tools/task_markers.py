@@ -42,26 +42,30 @@ def scan_blocks(path, lines):
     """(well-formed blocks, titles, problems) of one file's lines, reading past bad markers.
 
     problems: (task id, "file:line: what is wrong"); a block with a bad marker is not returned,
-    so a student's broken block costs only its own task (tools/grade.py).
+    so a student's broken block costs only its own task (tools/grade.py). A marker of another
+    task inside a block is a problem of that block alone: the block it sits in stays open until
+    its own END.
     """
-    blocks, titles, problems, open_block = [], {}, [], None
+    blocks, titles, problems, open_block, broken = [], {}, [], None, False
     for i, line in enumerate(lines):
         begin, end = BEGIN.match(line), END.match(line)
-        if begin:
-            if open_block:
-                problems.append((open_block.task, f"{path}:{i + 1}: TASK {begin['id']} begins inside "
-                                                  f"TASK {open_block.task}"))
-            open_block = Block(begin["id"], Path(path), i, -1, begin["indent"])
+        if begin and open_block:
+            problems.append((open_block.task, f"{path}:{i + 1}: TASK {begin['id']} begins inside "
+                                              f"TASK {open_block.task}"))
+            broken = True
+        elif begin:
+            open_block, broken = Block(begin["id"], Path(path), i, -1, begin["indent"]), False
             if begin["title"]:
                 titles[begin["id"]] = begin["title"]
+        elif end and not open_block:
+            problems.append((end["id"], f"{path}:{i + 1}: END TASK {end['id']} without its BEGIN"))
+        elif end and open_block.task != end["id"]:
+            problems.append((open_block.task, f"{path}:{i + 1}: END TASK {end['id']} without its BEGIN, "
+                                              f"inside TASK {open_block.task}"))
+            broken = True
         elif end:
-            if not open_block or open_block.task != end["id"]:
-                problems.append((end["id"], f"{path}:{i + 1}: END TASK {end['id']} without its BEGIN"))
-                if open_block:
-                    problems.append((open_block.task, f"{path}:{open_block.begin + 1}: TASK {open_block.task} "
-                                                      f"ends with END TASK {end['id']}"))
-            else:
-                open_block.end = i
+            open_block.end = i
+            if not broken:
                 blocks.append(open_block)
             open_block = None
     if open_block:
