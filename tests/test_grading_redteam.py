@@ -5,9 +5,13 @@ would (a hidden seed, the teacher's tree as the clean room). One batch grades th
 parallel, each on the tasks it attacks (plus two it leaves alone, which must keep full marks),
 so the file takes well under two minutes.
 """
+import csv
+import json
 import shutil
+import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -15,11 +19,12 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from tools.course import POINTS  # noqa: E402
-from tools.grade import grade_many  # noqa: E402
+from tools.grade import grade_many, student_seed  # noqa: E402
 from tools.make_handout import build  # noqa: E402
 from tools.task_markers import scan_blocks  # noqa: E402
 
 SEED = 11  # any seed but 0 turns the hidden variation on
+GRADE = [sys.executable, str(ROOT / "tools" / "grade.py")]
 
 # ----- attacks with files beside the task blocks, on a handout with no task done -----------------
 FORGED_REPORTS = {
@@ -62,11 +67,10 @@ FORGED_REPORTS = {
 IN_BLOCKS = {
     "KeyboardInterrupt in one task": ("1.2", 0, "minisum/ops/arithmetic.py", "raise KeyboardInterrupt"),
     "finite differences": ("1.3", 2, "minisum/ops/arithmetic.py", """
-        h = 1e-6
-        fresh = type(self)()  # a new Mul: its forward at shifted inputs
-        ga = (fresh.forward(self.a + h, self.b) - fresh.forward(self.a - h, self.b)) / (2 * h)
-        gb = (fresh.forward(self.a, self.b + h) - fresh.forward(self.a, self.b - h)) / (2 * h)
-        return sum_to(gy * ga, self.a.shape), sum_to(gy * gb, self.b.shape)
+        h, a, b = 1e-6, self.a, self.b
+        ga = (self.forward(a + h, b) - self.forward(a - h, b)) / (2 * h)  # its forward at shifted inputs
+        gb = (self.forward(a, b + h) - self.forward(a, b - h)) / (2 * h)
+        return sum_to(gy * ga, a.shape), sum_to(gy * gb, b.shape)
         """),
     "os._exit in one task": ("1.4", 0, "minisum/ops/elementwise.py", "import os\nos._exit(0)"),
     "float64 promotion": ("1.5", 2, "minisum/ops/reductions.py", """
@@ -232,3 +236,210 @@ def test_a_block_cannot_reach_outside_its_function(graded):
 def test_an_infinite_loop_times_out(graded):
     row = graded[3]["1.2"]  # its own process is stopped; every other task runs in its own
     assert row["status"] == "timeout" and row["score"] == 0 and "stopped after 6 s" in row["messages"][0]
+
+
+# ----- issue 21: escapes from inside a block, shortcuts, leaks, and the class run -----------------------
+EXP = ("1.4", 0, "minisum/ops/elementwise.py")  # Exp.backward: `return gy * self.y`
+LAYER_NORM = ("2.2", 0, "minisum/ops/layernorm.py")  # LayerNorm.backward, x_hat computed before the block
+LAYER_NORM_BODY = """
+    C = x_hat.shape[-1]
+    g = gy * self.weight
+    gx = self.rstd * (g - g.mean(axis=-1, keepdims=True) - x_hat * (g * x_hat).mean(axis=-1, keepdims=True))
+    return gx, (gy * x_hat).reshape(-1, C).sum(axis=0), gy.reshape(-1, C).sum(axis=0)
+    """
+# Python run by numpy.testing.runstring: what the static rules cannot see in a string.
+PATCH_THE_CHECKS = ("import minisum.gradcheck as g, numpy\\n"
+                    "g.relative_error = lambda a, n, floor=0: abs(a - a)\\n"
+                    "numpy.testing.assert_allclose = lambda *a, **k: None")
+KILL_THE_GRADER = "import os, signal\\nos.kill(os.getppid(), signal.SIGKILL)"
+DAEMON = ("import os, time, json\\n"
+          "gp = os.getppid()\\n"
+          "args = open(f'/proc/{gp}/cmdline').read().split(chr(0))\\n"
+          "report = os.path.join(os.readlink(f'/proc/{gp}/cwd'), args[args.index('--json') + 1])\\n"
+          "if os.fork() == 0:\\n"
+          "    os.setsid()\\n"
+          "    if os.fork() == 0:\\n"
+          "        while os.path.exists(f'/proc/{gp}'):\\n"
+          "            time.sleep(0.05)\\n"
+          "        json.dump({'score': 100, 'max_score': 100, 'tasks': {}}, open(report, 'w'))\\n"
+          "    os._exit(0)\\n")
+WRITE_THE_TEACHERS_TREE = """
+    root = get_array_module(gy).testing.NUMPY_ROOT
+    ppid = root.joinpath("/proc/self/stat").read_text().split()[3]
+    root.joinpath("/proc", ppid, "cwd", "tools", "written_by_a_block.py").write_text("# a block wrote here")
+    return gy * self.y
+    """
+
+
+def runstring(code):
+    return f'get_array_module(gy).testing.runstring("{code}", {{}})\nreturn gy * self.y'
+
+
+# attack -> (block, body, the tasks graded); each a solved handout with one block changed
+ESCAPES = {
+    "runstring escape": (EXP, runstring(PATCH_THE_CHECKS)),
+    "attrgetter escape": (EXP, """
+        ga = get_array_module(gy).ma.core.operator.attrgetter
+        checks = ga("modules")(ga("__globals__")(get_array_module)["sys"])["minisum.gradcheck"]
+        ga("__setattr__")(checks)("relative_error", lambda a, n, floor=0: a * 0)
+        return gy * 0
+        """),
+    "self-rebind": (EXP, "self = get_array_module(gy).testing\nself.assert_allclose = print\nreturn gy * 0"),
+    "NUMPY_ROOT write into the teacher's tree": (EXP, WRITE_THE_TEACHERS_TREE),
+    "double-forked daemon": (EXP, runstring(DAEMON)),
+    "kills the grader": (EXP, runstring(KILL_THE_GRADER)),
+    "message leak": (LAYER_NORM, 'raise ValueError("LEAK " + str(self.rstd.ravel().tolist()))'),
+    "upstream-mutating backward": (LAYER_NORM, """
+        gy[...] = 0
+        return gy, gy.reshape(-1, gy.shape[-1]).sum(axis=0), gy.reshape(-1, gy.shape[-1]).sum(axis=0)
+        """),
+    "batched finite differences": (LAYER_NORM, """
+        C, h = x_hat.shape[-1], 1e-5
+        xp = get_array_module(gy)
+        xs = self.x.reshape(-1, C)
+        eye = xp.eye(C, dtype=xs.dtype) * h
+        both = xp.concatenate([(xs[:, None, :] + eye).reshape(-1, C), (xs[:, None, :] - eye).reshape(-1, C)])
+        ys = self.forward(both, self.weight, self.weight * 0).reshape(2, -1, C, C)  # ONE call of its forward
+        gx = ((ys[0] - ys[1]) * gy.reshape(-1, 1, C)).sum(axis=-1) / (2 * h)
+        return gx.reshape(x_hat.shape).astype(gy.dtype), (gy * x_hat).reshape(-1, C).sum(axis=0), gy.reshape(-1, C).sum(axis=0)
+        """),
+    "autograd inside a backward": (LAYER_NORM, """
+        x, w, b = self.inputs  # the op's own input tensors: a graph of other ops over them
+        xc = x - x.mean(axis=-1, keepdims=True)
+        y = xc * ((xc * xc).mean(axis=-1, keepdims=True) + self.eps) ** -0.5 * w + b
+        y.backward(gy)  # the leaves' .grad filled by autograd; the op itself returns zeros
+        xp = get_array_module(gy)
+        return xp.zeros(x.shape, gy.dtype), xp.zeros(w.shape, gy.dtype), xp.zeros(b.shape, gy.dtype)
+        """),
+    "stray marker": (LAYER_NORM, "# BEGIN TASK 2.1 stray\n" + textwrap.dedent(LAYER_NORM_BODY)),
+    "8 GiB block": (LAYER_NORM, "big = get_array_module(gy).empty(2 ** 30)  # 8 GiB of float64, each page touched\n"
+                                "big[::512] = 1\n" + textwrap.dedent(LAYER_NORM_BODY)),
+}
+GRADED = {"stray marker": ["2.1", "2.2"]}
+# attack -> {task: (status, score)} now (issue 21 measured the grades before)
+EXPECTED = {
+    "runstring escape": {"1.4": ("rule", 0)},
+    "attrgetter escape": {"1.4": ("rule", 0)},
+    "self-rebind": {"1.4": ("rule", 0)},
+    "NUMPY_ROOT write into the teacher's tree": {"1.4": ("rule", 0)},
+    "double-forked daemon": {"1.4": ("rule", 0)},
+    "kills the grader": {"1.4": ("rule", 0)},
+    "message leak": {"2.2": ("failed", 0)},
+    "upstream-mutating backward": {"2.2": ("failed", POINTS["2.2"] / 4)},  # at most: a check of sums passes zeros
+    "batched finite differences": {"2.2": ("rule", 0)},
+    "autograd inside a backward": {"2.2": ("rule", 0)},
+    "stray marker": {"2.1": ("passed", POINTS["2.1"]), "2.2": ("missing", 0)},
+    "8 GiB block": {"2.2": ("failed", 0)},
+}
+AT_MOST = {"upstream-mutating backward"}  # its tests are another's to tighten (tests/test_grading_wrong_answers.py)
+MESSAGE = {
+    "runstring escape": "uses .testing", "attrgetter escape": "uses .ma", "self-rebind": "rebinds self",
+    "NUMPY_ROOT write into the teacher's tree": "uses .testing", "double-forked daemon": "uses .testing",
+    "kills the grader": "uses .testing", "message leak": "ValueError raised in the task's code",
+    "upstream-mutating backward": "wrote into the upstream gradient",
+    "batched finite differences": "more than 50x the reference's time", "autograd inside a backward": "builds a graph",
+    "stray marker": "TASK 2.1 begins inside TASK 2.2", "8 GiB block": "MemoryError raised in the task's code",
+}
+# The runtime wall alone: the same escapes with the static rules switched off, in a class run
+# (the grader a process of its own, run from a folder standing in for the teacher's tree).
+UNCHECKED_GRADE = ("import sys; sys.path.insert(0, {root!r}); import tools.submission as s; "
+                   "s.check_block = lambda *a, **k: []; from tools.grade import main; sys.exit(main(sys.argv[1:]))")
+AT_RUN_TIME = {"runstring escape": "tried `compile`", "NUMPY_ROOT write into the teacher's tree": "tried `open`",
+               "kills the grader": "tried `",  # open of /proc or os.kill, whichever comes first
+               "attrgetter escape": "tried `"}
+
+
+def slug(attack):
+    return "".join(c if c.isalnum() else "_" for c in attack)
+
+
+@pytest.fixture(scope="module")
+def solved(tmp_path_factory):
+    return build(tmp_path_factory.mktemp("redteam21") / "solved", stubbed=[])
+
+
+@pytest.fixture(scope="module")
+def escapes(solved, tmp_path_factory):
+    base = tmp_path_factory.mktemp("escapes")
+    tasks = {}
+    for attack, (block, body) in ESCAPES.items():
+        submission = copy_of(solved, base / slug(attack))
+        set_block(submission, *block, body)
+        tasks[str(submission)] = GRADED.get(attack, [block[0]])
+    written = ROOT / "tools" / "written_by_a_block.py"
+    reports, _ = grade_many(list(tasks), SEED, tasks, timeout=60)
+    assert not written.exists(), "a block wrote into the teacher's tree"
+    return {attack: reports[str(base / slug(attack))]["tasks"] for attack in ESCAPES}
+
+
+@pytest.mark.parametrize("attack", ESCAPES)
+def test_an_attack_from_inside_a_block_gets_exactly_its_grade(escapes, attack):
+    for task_id, (status, score) in EXPECTED[attack].items():
+        row = escapes[attack][task_id]
+        assert row["status"] == status and (row["score"] <= score if attack in AT_MOST else row["score"] == score), row
+    messages = [m for row in escapes[attack].values() for m in row["messages"]]
+    assert any(MESSAGE[attack] in m for m in messages), messages
+    assert not any("LEAK" in m for m in messages)
+
+
+@pytest.fixture(scope="module")
+def unchecked_class_run(solved, tmp_path_factory):
+    """A class run with the static rules off: the escapes meet the run-time wall alone."""
+    base = tmp_path_factory.mktemp("unchecked")
+    teacher = base / "teacher"
+    (teacher / "tools").mkdir(parents=True)  # the grader's folder, where a block would write
+    names = [*AT_RUN_TIME, "classmate"]
+    for attack in names:
+        submission = copy_of(solved, base / slug(attack))
+        if attack in ESCAPES:
+            set_block(submission, *ESCAPES[attack][0], ESCAPES[attack][1])
+    grades = base / "grades.csv"
+    done = subprocess.run([sys.executable, "-c", UNCHECKED_GRADE.format(root=str(ROOT)),
+                           *(str(base / slug(a)) for a in names), "--tasks", "1.4", "--seed", str(SEED),
+                           "--csv", str(grades), "--json", str(base / "reports")],
+                          cwd=teacher, capture_output=True, text=True, timeout=300)
+    return done, teacher, grades, base / "reports"
+
+
+def test_the_run_time_wall_stops_what_the_static_rules_would_miss(unchecked_class_run):
+    done, teacher, grades, reports = unchecked_class_run
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = {r["submission"]: r for r in csv.DictReader(grades.open())}  # every row written
+    assert rows["classmate"]["1.4"] == str(float(POINTS["1.4"]))
+    for attack, message in AT_RUN_TIME.items():
+        row = json.loads((reports / f"{slug(attack)}.json").read_text())["tasks"]["1.4"]
+        assert (row["status"], row["score"]) == ("rule", 0), row
+        assert any(message in m for m in row["messages"]), row["messages"]
+    assert not (teacher / "tools" / "written_by_a_block.py").exists()
+
+
+def test_a_daemon_cannot_rewrite_the_report_after_the_grader_exits(solved, tmp_path):
+    submission = copy_of(solved, tmp_path / "daemon")
+    set_block(submission, *ESCAPES["double-forked daemon"][0], ESCAPES["double-forked daemon"][1])
+    done = subprocess.run([sys.executable, "-c", UNCHECKED_GRADE.format(root=str(ROOT)), str(submission),
+                           "--tasks", "1.4", "--seed", str(SEED), "--json", "report.json"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    time.sleep(1.5)  # a daemon, had one survived, would have rewritten it by now
+    row = json.loads((tmp_path / "report.json").read_text())["tasks"]["1.4"]
+    assert (row["status"], row["score"]) == ("rule", 0), row
+
+
+def test_a_class_run_survives_a_block_that_kills_the_grader(solved, tmp_path):
+    killer, classmate = copy_of(solved, tmp_path / "killer"), copy_of(solved, tmp_path / "classmate")
+    set_block(killer, *ESCAPES["kills the grader"][0], ESCAPES["kills the grader"][1])
+    done = subprocess.run([*GRADE, str(killer), str(classmate), "--tasks", "1.4", "--seed", str(SEED),
+                           "--csv", str(tmp_path / "grades.csv")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = {r["submission"]: r for r in csv.DictReader((tmp_path / "grades.csv").open())}
+    assert rows["killer"]["1.4"] == "0.0" and rows["classmate"]["1.4"] == str(float(POINTS["1.4"]))
+
+
+def test_the_seed_is_in_no_student_facing_output(solved, tmp_path):
+    secret = "987654321"
+    done = subprocess.run([*GRADE, str(solved), "--tasks", "1.2", "--seed", secret, "--json", str(tmp_path / "r.json"),
+                           "--gradescope", str(tmp_path / "results.json")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for text in ((tmp_path / "r.json").read_text(), (tmp_path / "results.json").read_text(), done.stdout):
+        assert secret not in text and str(student_seed(int(secret), solved)) not in text
+    assert student_seed(int(secret), "alice") != student_seed(int(secret), "bob") and student_seed(0, "alice") == 0
