@@ -131,12 +131,19 @@ class _Checker(ast.NodeVisitor):
         on_self = isinstance(node.value, ast.Name) and node.value.id == "self"
         if node.attr.startswith("_") or (_forbidden(node.attr) and node.attr not in ALLOWED_ATTRIBUTES):
             self.report(node, f"uses .{node.attr}")
-        elif not on_self and node.attr not in ALLOWED_ATTRIBUTES:
+        elif not on_self and node.attr not in ALLOWED_ATTRIBUTES and not self._reported_root(node):
             self.report(node, f"uses .{node.attr}, which is not on the list of array functions and methods "
                               "a block may use (docs/teaching.md)")
         if isinstance(node.ctx, (ast.Store, ast.Del)) and not _own_attribute(node):
             self.report(node, f"assigns to {ast.unparse(node)} (only self.x, .data and .grad may be assigned)")
         self.generic_visit(node)
+
+    def _reported_root(self, node):
+        """Whether the name an attribute chain starts from is reported already (`torch.autograd.grad`)."""
+        while isinstance(node, ast.Attribute):
+            node = node.value
+        return isinstance(node, ast.Name) and (node.id not in self.known or _forbidden(node.id)
+                                               or node.id in self.own_ops or node.id.startswith("__"))
 
     def _definition(self, node):
         if node.name.startswith("__"):
