@@ -147,6 +147,25 @@ def test_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == ["ckpt.npz"]  # no temporary file left behind
 
 
+def test_a_checkpoint_reaches_the_disk_before_and_after_its_rename(tmp_path, monkeypatch):
+    """fsync of the new file before the rename (its data on the disk before the name points at
+    it), then of the folder (the rename itself), as trusted checkpoint writers do."""
+    events, real_fsync, real_replace = [], os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", "folder" if os.path.isdir(f"/proc/self/fd/{fd}") else "file"))
+        real_fsync(fd)
+
+    def replace(source, target):
+        events.append(("rename", os.path.basename(target)))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    save_checkpoint(tmp_path / "ckpt.npz", new_model(), config=CONFIG, step=1)
+    assert events == [("fsync", "file"), ("rename", "ckpt.npz"), ("fsync", "folder")]
+
+
 class RunsCodeWhenUnpickled:
     """Unpickling this creates a folder: the proof that a loader ran the file's code."""
 
