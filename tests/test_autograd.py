@@ -10,6 +10,7 @@ import pytest
 
 import minisum
 from minisum import Tensor, no_grad, ops, tensor
+from minisum.autograd import _topological_order
 from minisum.ops.arithmetic import sum_to
 from conftest import shape_id, task, task_marks
 
@@ -98,6 +99,17 @@ def test_diamond_sums_both_paths_before_going_further_back():
     g = 2.0 ** np.arange(12)
     y.backward(g)
     np.testing.assert_array_equal(x.grad, [1 + 16 + 256, 2 + 32 + 1024, 4 + 64 + 512, 8 + 128 + 2048])
+
+
+@task("1.1")
+def test_an_intermediate_used_twice_by_one_op_is_visited_once():
+    x = leaf([1.0, 2.0])
+    h = ops.reshape(x, 2)
+    y = ops.concat([h, h])  # h's creator is reached twice before it is visited
+    order = _topological_order(y)
+    assert order[0] is y.creator and order.count(h.creator) == 1 and len(order) == 2
+    y.backward(np.array([1.0, 2.0, 4.0, 8.0]))
+    np.testing.assert_array_equal(x.grad, [5.0, 10.0])
 
 
 @task("1.1")
