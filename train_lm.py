@@ -53,8 +53,8 @@ from minisum.run import arguments, memory, runtime
 from minisum.run.arguments import NON_NEGATIVE, SEED, at_least, names, positive
 from minisum.run.folder import RunFolder, read_flags, resumed
 from minisum.run.meter import Diverged, Meter, check_parameters, run_diverged, stopped_diverged, untrained_limit
-from minisum.run.progress import Progress, begin, read_progress, save_progress
-from minisum.run.signals import StopRequest
+from minisum.run.progress import Progress, begin, read_progress
+from minisum.run.run import Run
 from minisum.training import lm_train_step
 
 # The paper's protocol; each one is a flag of the same name.
@@ -128,9 +128,10 @@ def parse_args(argv):
     return args
 
 
-def settle_args(args, folder):
+def settle_args(run):
     """Every check that needs no data, the device, the memory a step needs and the run folder.
     Nothing is read or written yet."""
+    args, folder = run.args, run.folder
     if args.generate is not None and "models" not in args.explicit and (folder.path / "run.json").is_file():
         args.models = read_flags(folder.path).get("models", args.models)  # --generate samples the run's first model
     if args.dataset not in LM_DATASETS:
@@ -144,7 +145,7 @@ def settle_args(args, folder):
         if "summation" not in args.models or len(args.models) > 1:  # an attention layer
             shapes["attention scores"] = (args.batch_size, args.heads, args.context - 1, args.context - 1)
         memory.check_fits(shapes, "lower --batch-size, --context or --d-model, or use a smaller --tokenizer")
-        folder.claim(args)
+        run.claim()
 
 
 def run_config(args):
@@ -189,11 +190,11 @@ def checkpoint_config(name, args, tokenizer):
             "fingerprint_of": "tokenizer"}
 
 
-def train_model(name, args, data, folder, stop, progress, world):
+def train_model(name, run, data, progress):
     """Train one variant up to --epochs from `progress` (its checkpoint's, or a fresh one),
     filling progress.record, its part of results.json, as it goes."""
-    tokenizer, train, valid = data
-    path, pad = folder.path / f"{name}.npz", tokenizer.pad_id
+    args, (tokenizer, train, valid), world = run.args, data, run.world
+    path, pad = run.path / f"{name}.npz", tokenizer.pad_id
     model = build_model(name, args, tokenizer.vocab_size)
     optimizer = AdamW(model.parameters(), lr=args.lr, eps=1e-8, weight_decay=args.weight_decay)
     stepper = DistributedOptimizer(optimizer, world)  # sums the ranks' gradients before each step
@@ -209,41 +210,34 @@ def train_model(name, args, data, folder, stop, progress, world):
 
     for epoch in range(progress.done + 1, args.epochs + 1):
         progress.epoch_rng, meter = rng.bit_generator.state, progress.meter(world)
-        desc = f"{name} epoch {epoch}/{args.epochs}"
+        batches = EpochBatches(train, args.batch_size, pad, rng, meter.batches, f"{name} epoch {epoch}/{args.epochs}")
         model.train()
         with runtime.Timer() as timer:
-            bar = EpochBatches(train, args.batch_size, pad, rng, meter.batches, desc)
-            for inputs, targets in bar:
-                count = int((targets != pad).sum())  # on the host: no wait for the device
-                loss, hits, share = train_share(model, stepper, world, inputs, targets, pad)
-                meter.add(loss, hits=hits, count=count, share=share)
+            for inputs, targets in batches:
+                loss, hits, share = train_share(model, stepper, world, inputs, targets, pad)  # ... all-reduce, step
+                meter.add(loss, hits=hits, count=int((targets != pad).sum()), share=share)
                 if meter.batches % LOG_EVERY == 0:  # the one read of the device's sums, and the divergence check
-                    bar.show(meter.read(limit), meter.seconds + timer.elapsed())
-                if stop.agreed(world):
+                    batches.show(meter.read(limit), meter.seconds + timer.elapsed())
+                if run.stopping():
                     break
-        signum = stop.agreed(world)  # read once: the state saved is the state this read saw
+        signum, finished = run.stopping(), meter.batches == len(batches)  # read once: the state saved is this
         meter.seconds += timer.seconds
         train_metrics = metrics(meter.read(limit))
-        if signum and meter.batches < len(bar):  # stopped mid-epoch: save the epoch's progress, then stop
-            check_parameters(model.parameters())
-            record["status"], progress.partial = "interrupted", meter.state()
-            if world.is_main:
-                save_progress(path, model, optimizer, config, progress)
-            print(f"{name}: stopped in epoch {epoch} after {meter.batches} batches; checkpoint {path}; "
-                  "continue with --resume", file=sys.stderr)
-            raise stop.stopped()
-        valid_metrics = evaluate(model, valid, args.batch_size, pad, limit, f"{desc} validation", world)
+        if finished:
+            valid_metrics = evaluate(model, valid, args.batch_size, pad, limit, f"{batches.desc} validation", world)
+            record["epochs"].append({"epoch": epoch, **{f"train_{k}": v for k, v in train_metrics.items()},
+                                     **{f"valid_{k}": v for k, v in valid_metrics.items()}})
+            progress.epoch_rng, progress.partial = rng.bit_generator.state, None
+            print_epoch(name, epoch, args.epochs, train_metrics, valid_metrics)
+        else:  # stopped mid-epoch: the checkpoint keeps the epoch's progress
+            progress.partial = meter.state()
+        record["status"] = "finished" if finished and epoch == args.epochs else "interrupted" if signum else "training"
         check_parameters(model.parameters())
-        record["epochs"].append({"epoch": epoch, **{f"train_{k}": v for k, v in train_metrics.items()},
-                                 **{f"valid_{k}": v for k, v in valid_metrics.items()}})
-        record["status"] = "finished" if epoch == args.epochs else "interrupted" if signum else "training"
-        progress.epoch_rng, progress.partial = rng.bit_generator.state, None
-        if world.is_main:
-            save_progress(path, model, optimizer, config, progress)
-        print_epoch(name, epoch, args.epochs, train_metrics, valid_metrics)
+        run.checkpoint(path, model, optimizer, config, progress)
         if signum:
-            print(f"{name}: stopped after epoch {epoch}; continue with --resume", file=sys.stderr)
-            raise stop.stopped()
+            where = f"after epoch {epoch}" if finished else f"in epoch {epoch} after {meter.batches} batches"
+            print(f"{name}: stopped {where}; checkpoint {path}; continue with --resume", file=sys.stderr)
+            raise run.stopped()
     record["status"] = "finished"
 
 
@@ -271,7 +265,7 @@ class EpochBatches:
     interruption), behind a progress bar; len() is the number of batches of the whole pass."""
 
     def __init__(self, samples, batch_size, pad_id, rng, skip, desc):
-        self.total = math.ceil(len(samples) / batch_size)
+        self.total, self.desc = math.ceil(len(samples) / batch_size), desc
         pending = itertools.islice(batches(samples, batch_size, pad_id, shuffle=True, rng=rng), skip, None)
         self.bar = runtime.progress(pending, total=self.total - skip, desc=desc)
 
@@ -331,13 +325,14 @@ def model_seconds(record):
     return sum(e["train_seconds"] + e["valid_seconds"] for e in record["epochs"])
 
 
-def write_results(path, args, records, data_info, started, ranks, analysis=None):
-    results = {"config": run_config(args), "ranks": ranks, "data": data_info, "paper": PAPER_RESULTS[args.dataset],
-               "hardware": runtime.hardware_info(), "wall_seconds_this_invocation": time.perf_counter() - started,
-               "models": records}
+def results(run, records, data_info, started, analysis=None):
+    """What results.json holds."""
+    report = {"config": run_config(run.args), "ranks": run.world.size, "data": data_info,
+              "paper": PAPER_RESULTS[run.args.dataset], "hardware": runtime.hardware_info(),
+              "wall_seconds_this_invocation": time.perf_counter() - started, "models": records}
     if analysis is not None:
-        results["representation"] = analysis
-    runtime.write_json(path, results)
+        report["representation"] = analysis
+    return report
 
 
 def print_table(args, records):
@@ -466,49 +461,45 @@ def main(argv=None):
     world = distributed.world()  # one rank without mpiexec
     distributed.quiet_other_ranks(world)
     args = parse_args(argv)
-    folder = RunFolder(args.out_dir, RUN_FILES)
-    settle_args(args, folder)
+    run = Run(args, RunFolder(args.out_dir, RUN_FILES), world)
+    settle_args(run)
     if args.generate is not None:
         return generate(args)
 
-    tokenizer, train, valid = prepare_data(args, folder)
+    tokenizer, train, valid = prepare_data(args, run.folder)
     world.check_same(f"{tokenizer.fingerprint()} {len(train)} {len(valid)}", "the tokenizer and the samples")
-    records = folder.earlier_records(args)
+    records = run.folder.earlier_records(args)
     progress = {}  # every checkpoint is checked before the first batch
     for name in args.models:
-        path = folder.path / f"{name}.npz"
+        path = run.path / f"{name}.npz"
         saved = read_progress(path, checkpoint_config(name, args, tokenizer), RESUME_KEYS) if args.resume else None
         if args.resume and saved is None:
-            print(f"{name}: no checkpoint in {folder.path}, starting from epoch 1")
+            print(f"{name}: no checkpoint in {run.path}, starting from epoch 1")
         progress[name] = saved or Progress(record={"status": "pending", "parameters": None, "epochs": [],
                                                    "checkpoint": None}, epoch_rng=None)
         records[name] = progress[name].record
-    # Every check has passed on every rank: from here on rank 0 writes --out-dir.
-    world.barrier()
-    if world.is_main:
-        folder.open(args)
-    if world.is_main and not args.resume:
-        tokenizer.save(folder.path / "tokenizer.json")
+    run.open()  # every check has passed on every rank: from here on rank 0 writes --out-dir
+    if run.is_main and not args.resume:
+        tokenizer.save(run.path / "tokenizer.json")
     data_info = {"tokenizer": tokenizer.name, "vocab_size": tokenizer.vocab_size, "pad_id": tokenizer.pad_id,
                  "train_samples": len(train), "valid_samples": len(valid), "train_tokens": count_tokens(train),
                  "valid_tokens": count_tokens(valid)}
-    results_path = folder.path / "results.json"
+    results_path = run.path / "results.json"
 
     diverged = []
-    with StopRequest() as stop:
+    with run:  # Ctrl-C and SIGTERM stop at the next batch boundary
         for name in args.models:
-            if stop.agreed(world):  # came while a model diverged
-                raise stop.stopped()
+            if run.stopping():  # came while a model diverged
+                raise run.stopped()
             try:
-                train_model(name, args, (tokenizer, train, valid), folder, stop, progress[name], world)
+                train_model(name, run, (tokenizer, train, valid), progress[name])
             except Diverged as err:
                 records[name]["status"] = "diverged"
                 diverged.append(name)
                 print(stopped_diverged(name, err, len(records[name]["epochs"])), flush=True)
             finally:  # after every model, and on a signal with what was done so far
-                if world.is_main:
-                    write_results(results_path, args, records, data_info, started, world.size)
-    if not world.is_main:  # rank 0 reports
+                run.write_json(results_path, results(run, records, data_info, started))
+    if not run.is_main:  # rank 0 reports
         if diverged:
             raise run_diverged(diverged, results_path)
         return
@@ -516,10 +507,10 @@ def main(argv=None):
     title = (f"{DATASET_NAMES[args.dataset]}: {tokenizer.name} tokenizer, d {args.d_model}, layers {args.layers}, "
              f"heads {args.heads}, {len(train):,} training samples")
     print_table(args, records)
-    plot_curves(records, folder.path / "loss_curves.png", title)
-    analysis = analyze(args, records, tokenizer, valid, folder.path) if args.analyze else None
-    write_results(results_path, args, records, data_info, started, world.size, analysis)
-    print(f"results: {results_path}, {folder.path / 'loss_curves.png'}; wall time "
+    plot_curves(records, run.path / "loss_curves.png", title)
+    analysis = analyze(args, records, tokenizer, valid, run.path) if args.analyze else None
+    run.write_json(results_path, results(run, records, data_info, started, analysis))
+    print(f"results: {results_path}, {run.path / 'loss_curves.png'}; wall time "
           f"{format_seconds(time.perf_counter() - started)}")
     if diverged:
         raise run_diverged(diverged, results_path)

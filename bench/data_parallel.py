@@ -20,6 +20,7 @@ bandwidth the 2-rank all-reduce reached (2 (N - 1) / N of the gradient's bytes p
 Needs mpi4py and mpiexec for the N-rank rows (pip install ".[mpi]").
 """
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -160,16 +161,15 @@ def main():
     rows[label("minisum", 1, 1)] = run("minisum", args)
     if cores > 1:
         rows[label("minisum", 1, cores)] = run("minisum", args, threads=cores)
-    mpi = shutil.which("mpiexec") and __import__("importlib").util.find_spec("mpi4py")
+    mpi = shutil.which("mpiexec") and importlib.util.find_spec("mpi4py")
     for ranks in range(2, min(args.max_ranks, args.batch) + 1):
         if not mpi:
             print("  no mpiexec or mpi4py (pip install \".[mpi]\"): no N-rank rows")
             break
         rows[label("minisum", ranks, 1)] = run("minisum", args, ranks=ranks)
-    try:
-        import torch  # noqa: F401
+    if importlib.util.find_spec("torch"):
         rows[label("torch", 1, cores)] = run("torch", args, threads=cores)
-    except ImportError:
+    else:
         print("  PyTorch is not installed: no PyTorch row")
     print_tables(args, rows, cores)
 
