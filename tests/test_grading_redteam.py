@@ -443,3 +443,14 @@ def test_the_seed_is_in_no_student_facing_output(solved, tmp_path):
     for text in ((tmp_path / "r.json").read_text(), (tmp_path / "results.json").read_text(), done.stdout):
         assert secret not in text and str(student_seed(int(secret), solved)) not in text
     assert student_seed(int(secret), "alice") != student_seed(int(secret), "bob") and student_seed(0, "alice") == 0
+
+
+def test_a_submission_that_loops_in_every_task_stops_at_its_budget(solved, tmp_path):
+    looping = copy_of(solved, tmp_path / "looping")
+    for task_id, rel in (("1.2", "minisum/ops/arithmetic.py"), ("1.4", "minisum/ops/elementwise.py")):
+        set_block(looping, task_id, 0, rel, "while True:\n    pass")
+    start = time.monotonic()
+    reports, _ = grade_many([str(looping)], SEED, ["1.2", "1.4"], timeout=3, jobs=1, budget=4)
+    assert time.monotonic() - start < 15  # 3 s and the 1 s left, not 3 s twice and more
+    rows = reports[str(looping)]["tasks"]
+    assert [(r["status"], r["score"]) for r in rows.values()] == [("timeout", 0), ("timeout", 0)], rows

@@ -46,7 +46,7 @@ TEACHER_PARTS = ("minisum", "tests", "tools", "pytest.ini")  # what a clean room
 NOT_COPIED = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
 MAX_MESSAGES = 5
 MEMORY_BYTES = 4 * 2 ** 30  # address space of a task's process: the reference needs well under 2 GiB
-BUDGET_S = 600  # seconds of task runs per submission: a block that sleeps in every task stops here
+BUDGET_S = 120  # seconds of task runs per submission (the reference needs ~10): a block that loops in every task stops here
 _LIVE, _LIVE_LOCK = set(), threading.Lock()  # the task processes running now: not orphans
 
 
