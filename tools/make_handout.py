@@ -31,7 +31,7 @@ from tools.task_markers import NOT_RELEASED, MarkerError, collect_tasks, task_or
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDENT_README = "docs/handout_README.md"  # the handout's README.md
-RESEARCH_DOCS = ("docs/benchmarks.md", "docs/runs.md", "docs/train_cls.md", "docs/train_mm.md",
+RESEARCH_DOCS = ("docs/benchmarks.md", "docs/runs.md", "docs/to_torch.md", "docs/train_cls.md", "docs/train_mm.md",
                  "docs/bad_input.md", "docs/distributed.md")  # the research repository's, not the course's
 TEACHERS_TOOLS = ("tools/make_handout.py", STUDENT_README, *RESEARCH_DOCS)  # never in a handout
 TEACHERS_PART = "## For teachers"  # docs/teaching.md from this heading to the next "## " one
@@ -153,9 +153,11 @@ def build(out_dir, stubbed=None, released=None, force=False, leave_out=True):
     tasks = collect_tasks(ROOT)
     stubbed = list(tasks) if stubbed is None else stubbed
     tracked = tracked_files(ROOT)
-    withheld = [rel for rel in tracked if leave_out and (left_out(rel, stubbed) or rel in TEACHERS_TOOLS)]
+    students = leave_out and bool(stubbed)  # a handout, not the teacher's copy (--solutions)
+    withheld = [rel for rel in tracked if leave_out and left_out(rel, stubbed) or students and rel in TEACHERS_TOOLS]
     withheld += [path for path, tasks_ in ANSWERS_OUTSIDE_BLOCKS.items() if path.endswith("/") and leave_out
                  and set(tasks_) & set(stubbed)]
+    withheld += [rel for rel in TEACHERS_TOOLS if students and rel not in withheld]
     released_upto = max([assignment(t) for t in released] if released is not None else
                         [assignment(t) for t in tasks], default=0)
     for rel in tracked:
@@ -163,12 +165,12 @@ def build(out_dir, stubbed=None, released=None, force=False, leave_out=True):
             continue
         (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / rel, out_dir / rel)
-        if leave_out and rel.endswith((".md", ".py")):
+        if students and rel.endswith((".md", ".py")):
             text = (ROOT / rel).read_text()
             shipped = for_students(rel, text, stubbed, released_upto, withheld)
             if shipped != text:
                 (out_dir / rel).write_text(shipped)
-    if leave_out and stubbed:
+    if students:
         readme = for_students("README.md", (ROOT / STUDENT_README).read_text(), stubbed, released_upto, withheld)
         (out_dir / "README.md").write_text(readme)
     remove_tasks(out_dir, stubbed, released)
