@@ -41,8 +41,8 @@ from minisum.run import arguments, memory, runtime
 from minisum.run.arguments import SEED, at_least, between, names, positive
 from minisum.run.folder import RunFolder, resumed, run_flags
 from minisum.run.meter import Diverged, Meter, check_parameters, run_diverged, stopped_diverged, untrained_limit
-from minisum.run.progress import Progress, begin, read_progress, save_progress
-from minisum.run.signals import StopRequest
+from minisum.run.progress import Progress, begin, read_progress
+from minisum.run.run import Run
 
 MODELS = ("summation", "attention")
 
@@ -97,17 +97,16 @@ def parse_args(argv=None):
     return args
 
 
-def settle_args(args):
+def settle_args(run):
     """The device, the memory a step needs and the run folder, all checked before any data is
-    read. Returns the run folder."""
-    folder = RunFolder(Path(args.out_dir) / args.dataset, RUN_FILES)
+    read."""
+    args = run.args
     runtime.setup_device(arguments.device(args), args.seed)
     shapes = {"embeddings": (args.batch_size, args.seq_len, args.d_model)}
     if "attention" in args.models:
         shapes["attention scores"] = (args.batch_size, args.heads, args.seq_len, args.seq_len)
     memory.check_fits(shapes, "lower --batch-size, --seq-len or --d-model")
-    folder.claim(args)
-    return folder
+    run.claim()
 
 
 # ----- data ------------------------------------------------------------------------------
@@ -207,20 +206,19 @@ def loss_and_hits(logits, labels):
     return loss, xp.sum(predicted == labels)
 
 
-def train_model(name, args, data, info, folder, stop, progress, on_epoch, world):
-    """Train model `name` up to args.epochs from `progress` (its checkpoint's, or a fresh one),
+def train_model(name, run, data, info, progress, on_epoch):
+    """Train model `name` up to --epochs from `progress` (its checkpoint's, or a fresh one),
     filling progress.record, its part of results.json, and calling on_epoch() after each epoch."""
-    x_train, y_train, x_test, y_test = data  # on the device
-    path, record = folder.path / f"{name}.npz", progress.record
+    args, world, (x_train, y_train, x_test, y_test) = run.args, run.world, data  # the data on the device
+    path, record = run.path / f"{name}.npz", progress.record
     model = build_model(name, args, len(info["classes"]))
     # Keras' Adam: epsilon 1e-7 added to sqrt(v), no weight decay.
     optimizer = AdamW(model.parameters(), lr=args.lr, eps=KERAS_ADAM_EPS, weight_decay=0.0, eps_style="keras")
     rng = np.random.default_rng(args.seed)  # the same batches for every model
-    params = model.parameters()
     config, limit = checkpoint_config(name, args, info), untrained_limit(len(info["classes"]))
     if not begin(name, path, model, optimizer, rng, progress, args.epochs):
         return
-    world.broadcast_parameters(params)
+    world.broadcast_parameters(model.parameters())
     record.update(parameters=model.num_parameters(), status="training")
     print(f"{name}: {record['parameters']:,} parameters")
 
@@ -236,38 +234,34 @@ def train_model(name, args, data, info, folder, stop, progress, on_epoch, world)
                 share = len(mine) / len(idx)
                 loss, hits = train_step(model, optimizer, x_train[mine], y_train[mine], world, share, args.clip_value)
                 meter.add(loss, weight=len(idx), hits=hits, count=len(idx), share=share)
-                if stop.agreed(world):
+                if run.stopping():
                     break
-        signum = stop.agreed(world)  # read once: the state saved is the state this read saw
+        signum, finished = run.stopping(), meter.batches == len(steps)  # read once: the state saved is this
         meter.seconds += train_time.seconds
         meter.read(limit)  # the epoch's one read of the device's sums, and the divergence check
-        if signum and meter.batches < len(steps):  # stopped mid-epoch: save the epoch's progress, then stop
-            check_parameters(params)
-            record["status"], progress.partial = "interrupted", meter.state()
-            if world.is_main:
-                save_progress(path, model, optimizer, config, progress)
-            print(f"{name}: stopped in epoch {epoch} after {meter.batches} batches; checkpoint {path}; "
-                  "continue with --resume", file=sys.stderr)
-            raise stop.stopped()
-        model.eval()
-        with runtime.Timer() as inference_time:
-            val = evaluate(model, x_test, y_test, args.batch_size, world).read(limit)
-        check_parameters(params)
-        record["history"].append({"epoch": epoch, "loss": meter.loss, "accuracy": meter.accuracy,
-                                  "val_loss": val.loss, "val_accuracy": val.accuracy,
-                                  "train_seconds": meter.seconds, "inference_seconds": inference_time.seconds})
-        summarise(record)
-        record["status"] = "finished" if epoch == args.epochs else "interrupted" if signum else "training"
-        progress.epoch_rng, progress.partial = rng.bit_generator.state, None
-        if world.is_main:
-            save_progress(path, model, optimizer, config, progress)
-        print(f"{name} epoch {epoch}/{args.epochs}: loss {meter.loss:.4f} acc {meter.accuracy:.4f} | "
-              f"val loss {val.loss:.4f} val acc {val.accuracy:.4f} | "
-              f"train {meter.seconds:.1f}s, inference {inference_time.seconds:.2f}s", flush=True)
-        on_epoch()
+        if finished:
+            model.eval()
+            with runtime.Timer() as inference_time:
+                val = evaluate(model, x_test, y_test, args.batch_size, world).read(limit)
+            record["history"].append({"epoch": epoch, "loss": meter.loss, "accuracy": meter.accuracy,
+                                      "val_loss": val.loss, "val_accuracy": val.accuracy,
+                                      "train_seconds": meter.seconds, "inference_seconds": inference_time.seconds})
+            summarise(record)
+            progress.epoch_rng, progress.partial = rng.bit_generator.state, None
+            print(f"{name} epoch {epoch}/{args.epochs}: loss {meter.loss:.4f} acc {meter.accuracy:.4f} | "
+                  f"val loss {val.loss:.4f} val acc {val.accuracy:.4f} | "
+                  f"train {meter.seconds:.1f}s, inference {inference_time.seconds:.2f}s", flush=True)
+        else:  # stopped mid-epoch: the checkpoint keeps the epoch's progress
+            progress.partial = meter.state()
+        record["status"] = "finished" if finished and epoch == args.epochs else "interrupted" if signum else "training"
+        check_parameters(model.parameters())
+        run.checkpoint(path, model, optimizer, config, progress)
+        if finished:
+            on_epoch()
         if signum:
-            print(f"{name}: stopped after epoch {epoch}; continue with --resume", file=sys.stderr)
-            raise stop.stopped()
+            where = f"after epoch {epoch}" if finished else f"in epoch {epoch} after {meter.batches} batches"
+            print(f"{name}: stopped {where}; checkpoint {path}; continue with --resume", file=sys.stderr)
+            raise run.stopped()
     record["status"] = "finished"
 
 
@@ -376,7 +370,8 @@ def main(argv=None):
     world = distributed.world()  # one rank without mpiexec
     distributed.quiet_other_ranks(world)
     args = parse_args(argv)
-    folder = settle_args(args)
+    run = Run(args, RunFolder(Path(args.out_dir) / args.dataset, RUN_FILES), world)
+    settle_args(run)
     x_train, y_train, x_test, y_test, info = load_data(args)
     world.check_same(f"{info['vocabulary']} {info['n_train']} {info['n_test']}", "the data")
     n_classes = len(info["classes"])
@@ -384,35 +379,32 @@ def main(argv=None):
           f"length {args.seq_len}, vocabulary {args.vocab_size:,} ({info['words_seen']:,} words seen)")
     for note in info["notes"]:
         print(f"note: {note}")
-    results = folder.earlier_records(args)
+    results = run.folder.earlier_records(args)
     progress = {}  # every checkpoint is checked before the first batch
     for name in args.models:
         config = checkpoint_config(name, args, info)
         fixed = [key for key in config["run"] if key not in MAY_CHANGE_ON_RESUME]
-        saved = read_progress(folder.path / f"{name}.npz", config, fixed, "history") if args.resume else None
+        saved = read_progress(run.path / f"{name}.npz", config, fixed, "history") if args.resume else None
         progress[name] = saved or Progress(record={"history": []}, epoch_rng=None, epochs_key="history")
         results[name] = progress[name].record
 
-    world.barrier()  # every check has passed on every rank: from here on rank 0 writes the run folder
-    if world.is_main:
-        folder.open(args)
+    run.open()  # every check has passed on every rank: from here on rank 0 writes the run folder
     report = {"config": {**run_flags(args), "device": backend.get_device()}, "ranks": world.size, "data": info,
               "models": results, "hardware": runtime.hardware_info()}
-    results_path = folder.path / "results.json"
+    results_path = run.path / "results.json"
 
     def save():  # after every epoch, so an interrupted run keeps what it did
         report["speedup"] = speedup(results)
-        if world.is_main:
-            runtime.write_json(results_path, report)
+        run.write_json(results_path, report)
 
     data = tuple(backend.to_device(a) for a in (x_train, y_train, x_test, y_test))  # once, not per batch
     diverged = []
-    with StopRequest() as stop:
+    with run:  # Ctrl-C and SIGTERM stop at the next batch boundary
         for name in args.models:
-            if stop.agreed(world):  # came while a model diverged
-                raise stop.stopped()
+            if run.stopping():  # came while a model diverged
+                raise run.stopped()
             try:
-                train_model(name, args, data, info, folder, stop, progress[name], save, world)
+                train_model(name, run, data, info, progress[name], save)
             except Diverged as err:
                 drop_best(results[name])
                 diverged.append(name)
@@ -420,8 +412,8 @@ def main(argv=None):
             finally:
                 save()
     print_summary(args, results)
-    if world.is_main:
-        plot_curves(folder.path / "curves.png", results, args.dataset)
+    if run.is_main:
+        plot_curves(run.path / "curves.png", results, args.dataset)
     print(f"wrote {results_path} and curves.png")
     if diverged:
         raise run_diverged(diverged, results_path)
