@@ -105,7 +105,8 @@ def _check_one_device(op_name, arrays):
     devices = {"gpu (CuPy)" if type(a).__module__.split(".")[0] == "cupy" else "cpu (NumPy)"
                for a in arrays if hasattr(a, "shape")}
     if len(devices) > 1:
-        raise TypeError(f"cannot mix devices in one op: {op_name} got arrays on {' and '.join(sorted(devices))}; "
+        raise TypeError(f"cannot mix NumPy and CuPy arrays in one op: {op_name} got arrays on both devices, "
+                        f"{' and '.join(sorted(devices))}; "
                         "move the model with model.to(device) and the inputs with minisum.to_device first")
 
 

@@ -311,8 +311,8 @@ def test_17_mixing_devices_names_both_and_module_to_moves_the_parameters():
     layer = Linear(3, 2)  # built on the CPU
     with emulated_gpu() as cupy:
         x = Tensor(cupy.ones((4, 3), dtype=np.float32))
-        with pytest.raises(TypeError, match=r"cannot mix devices in one op: Linear got arrays on "
-                                            r"cpu \(NumPy\) and gpu \(CuPy\); move the model with model.to"):
+        with pytest.raises(TypeError, match=r"cannot mix NumPy and CuPy arrays in one op: Linear got arrays on "
+                                            r"both devices, cpu \(NumPy\) and gpu \(CuPy\); move the model with model.to"):
             layer(x)
         assert layer.to("gpu") is layer
         assert all(type(p.data).__module__.startswith("cupy") for p in layer.parameters())
