@@ -134,9 +134,13 @@ class _Checker(ast.NodeVisitor):
         elif not on_self and node.attr not in ALLOWED_ATTRIBUTES and not self._reported_root(node):
             self.report(node, f"uses .{node.attr}, which is not on the list of array functions and methods "
                               "a block may use (docs/teaching.md)")
-        if isinstance(node.ctx, (ast.Store, ast.Del)) and not _own_attribute(node):
+        if isinstance(node.ctx, (ast.Store, ast.Del)) and (not _own_attribute(node) or self._of_the_file(node)):
             self.report(node, f"assigns to {ast.unparse(node)} (only self.x, .data and .grad may be assigned)")
         self.generic_visit(node)
+
+    def _of_the_file(self, node):
+        """Whether an assigned attribute belongs to a name of the file (`Tensor.grad = ...` changes the class)."""
+        return isinstance(node.value, ast.Name) and node.value.id in self.scope.module_names - self.scope.local_names
 
     def _reported_root(self, node):
         """Whether the name an attribute chain starts from is reported already (`torch.autograd.grad`)."""
