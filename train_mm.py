@@ -48,8 +48,8 @@ from minisum.run.arguments import NON_NEGATIVE, SEED, at_least, between, names, 
 from minisum.run.folder import RunFolder, resumed, run_flags
 from minisum.run.meter import Diverged, check_parameters, run_diverged, stopped_diverged
 from minisum.run.progress import Progress, read_progress, restore, save_progress
-from minisum.run.runtime import Timer, hardware_info, index_batches, pyplot, run_main, setup_device, write_json
-from minisum.run.signals import StopRequest
+from minisum.run.runtime import Timer, hardware_info, index_batches, pyplot, run_main, setup_device
+from minisum.run.run import Run
 
 MODELS = ("ridge", "attention", "summation")
 # The paper's sizes, and a small preset for a quick look on a CPU. Flags given explicitly win.
@@ -168,14 +168,14 @@ def predict(model, ids, numbers, batch_size):
     return to_numpy(xp.concatenate(out))[:, 0].astype(np.float64)
 
 
-def fit(name, model, train_set, val_set, args, progress=None, save=None, stop=None, world=None):
+def fit(name, model, train_set, val_set, args, progress=None, save=None, run=None):
     """Keras' fit with the paper's callbacks, from `progress` (a checkpoint's, or a fresh start).
-    `save` (Checkpoints) writes a checkpoint after every epoch, and on a signal from `stop`. Ends
-    with the best epoch's weights, as Keras' restore_best_weights=True does; returns the record.
-    With several ranks (`world`) each trains on its share of every batch; the validation is
-    every rank's whole, so that all of them take the callbacks' decisions alike."""
+    `save` (Checkpoints) writes a checkpoint after every epoch, and on a signal to the `run`.
+    Ends with the best epoch's weights, as Keras' restore_best_weights=True does; returns the
+    record. With several ranks (the run's world) each trains on its share of every batch; the
+    validation is every rank's whole, so that all of them take the callbacks' decisions alike."""
     ids, numbers, target = train_set
-    world = world or distributed.World()
+    world = run.world if run is not None else distributed.World()
     optimizer = AdamW(model.parameters(), lr=args.lr, eps=KERAS_ADAM_EPS, weight_decay=0.0, eps_style="keras")
     plateau = ReduceLROnPlateau(optimizer, factor=0.1, patience=args.lr_patience, min_delta=KERAS_PLATEAU_MIN_DELTA)
     stopper = EarlyStopping(model, patience=args.stop_patience)
@@ -202,9 +202,9 @@ def fit(name, model, train_set, val_set, args, progress=None, save=None, stop=No
                 mine = world.mine(rows)  # this rank's rows of the batch (all of them with one rank)
                 loss = train_step(model, optimizer, (ids[mine], numbers[mine]), target[mine], world, len(rows))
                 meter.add(loss, weight=len(rows), share=len(mine) / len(rows))
-                if stop is not None and stop.agreed(world):
+                if run is not None and run.stopping():
                     break
-        signum = stop.agreed(world) if stop is not None else None  # read once: the state saved is the state it saw
+        signum = run.stopping() if run is not None else None  # read once: the state saved is the state it saw
         meter.seconds += timer.seconds
         meter.read(state["limit"])  # the epoch's one read of the device's sums, and the divergence check
         if signum and meter.batches < len(steps):  # stopped mid-epoch: save the epoch's progress, then stop
@@ -213,7 +213,7 @@ def fit(name, model, train_set, val_set, args, progress=None, save=None, stop=No
             save(model, optimizer, progress, plateau, stopper)
             print(f"{name}: stopped in epoch {epoch} after {meter.batches} batches; continue with --resume",
                   file=sys.stderr)
-            raise stop.stopped()
+            raise run.stopped()
         with Timer() as val_timer:
             val_pred = predict(model, val_set[0], val_set[1], args.batch_size)
             val_loss = float(np.mean((val_pred - to_numpy(val_set[2])[:, 0]) ** 2))
@@ -234,7 +234,7 @@ def fit(name, model, train_set, val_set, args, progress=None, save=None, stop=No
             save(model, optimizer, progress, plateau, stopper)
         if signum:
             print(f"{name}: stopped after epoch {epoch}; continue with --resume", file=sys.stderr)
-            raise stop.stopped()
+            raise run.stopped()
     stopper.restore_best()  # as Keras' restore_best_weights=True does at the end of fit
     record.update(status="finished", best_epoch=stopper.best_epoch,
                   val_mse=min(h["val_loss"] for h in record["history"]),
@@ -331,7 +331,7 @@ def main(argv=None):
     world = distributed.world()  # one rank without mpiexec
     distributed.quiet_other_ranks(world)
     args = parse_args(argv)
-    folder = settle_args(args)
+    run = Run(args, settle_args(args), world)
 
     # -- data: load, split 60/20/20, vectorize the text on the training split only
     table = load_data(args)
@@ -350,7 +350,7 @@ def main(argv=None):
     print(f"text: vocabulary {vectorizer.vocab_size} (max {args.max_tokens}), {args.seq_len} tokens per text")
 
     # -- every checkpoint is checked before the first batch
-    results, predictions, diverged = folder.earlier_records(args), {}, []
+    results, predictions, diverged = run.folder.earlier_records(args), {}, []
     configs, saved = {}, {}
     vocabulary = fingerprint("\n".join(vectorizer.vocabulary))
     for name in args.models:
@@ -359,14 +359,12 @@ def main(argv=None):
                              "run": run_flags(args), "fingerprint": vocabulary,
                              "fingerprint_of": "vocabulary (the data or its flags changed)"}
             fixed = [key for key in configs[name]["run"] if key not in MAY_CHANGE_ON_RESUME]
-            path = folder.path / f"{name}.npz"
+            path = run.path / f"{name}.npz"
             saved[name] = read_progress(path, configs[name], fixed, "history") if args.resume else None
             if saved[name] is not None:
                 Checkpoints(path, configs[name], None).check(saved[name])
     world.check_same(f"{vocabulary} {len(table.texts)}", "the data")
-    world.barrier()  # every check has passed on every rank: from here on rank 0 writes the run folder
-    if world.is_main:
-        folder.open(args)
+    run.open()  # every check has passed on every rank: from here on rank 0 writes the run folder
     data = dict(source=table.source, rows=len(table.texts), note=table.note, text_column=args.text_column,
                 numeric_columns=list(table.numeric_cols), target_column=table.target_col,
                 split={split: len(r) for split, r in rows.items()}, vocab_size=vectorizer.vocab_size)
@@ -377,14 +375,13 @@ def main(argv=None):
 
     def write_results():  # after every epoch, so an interrupted run keeps what it did
         summary["wall_seconds"] = time.perf_counter() - started
-        if world.is_main:
-            write_json(folder.path / "results.json", summary)
+        run.write_json(run.path / "results.json", summary)
 
     # -- the three models
-    with StopRequest() as stop:
+    with run:  # Ctrl-C and SIGTERM stop at the next batch boundary
         for name in args.models:
-            if stop.agreed(world):  # came while a model diverged
-                raise stop.stopped()
+            if run.stopping():  # came while a model diverged
+                raise run.stopped()
             if name == "ridge":
                 w, b, seconds = fit_ridge(table, rows, args.ridge_alpha)
                 predictions[name] = ridge_predict(table.numeric[rows["test"]], w, b)
@@ -398,9 +395,9 @@ def main(argv=None):
                 progress = saved[name] or Progress(record={"history": []}, epoch_rng=None, epochs_key="history")
                 results[name] = progress.record
                 results[name]["params"] = model.num_parameters()
-                checkpoints = Checkpoints(folder.path / f"{name}.npz", configs[name], write_results, world.is_main)
+                checkpoints = Checkpoints(run.path / f"{name}.npz", configs[name], write_results, run.is_main)
                 try:
-                    fit(name, model, splits["train"], splits["val"], args, progress, checkpoints, stop, world)
+                    fit(name, model, splits["train"], splits["val"], args, progress, checkpoints, run)
                 except Diverged as err:
                     results[name]["status"] = "diverged"
                     diverged.append(name)
@@ -421,11 +418,11 @@ def main(argv=None):
     for name in diverged:
         print(f"{name:10s} diverged: no result")
     write_results()
-    if world.is_main:
-        plot(folder.path / "results.png", results, predictions, y_test)
-    print(f"wrote {folder.path / 'results.json'} and results.png ({summary['wall_seconds']:.0f}s in all)")
+    if run.is_main:
+        plot(run.path / "results.png", results, predictions, y_test)
+    print(f"wrote {run.path / 'results.json'} and results.png ({summary['wall_seconds']:.0f}s in all)")
     if diverged:
-        raise run_diverged(diverged, folder.path / 'results.json')
+        raise run_diverged(diverged, run.path / 'results.json')
     return summary
 
 
