@@ -308,6 +308,7 @@ def test_16_sum_over_a_list_of_axes():
 
 # ----- 17. devices -------------------------------------------------------------------------------
 def test_17_mixing_devices_names_both_and_module_to_moves_the_parameters():
+    minisum.set_device("cpu")
     layer = Linear(3, 2)  # built on the CPU
     with emulated_gpu() as cupy:
         x = Tensor(cupy.ones((4, 3), dtype=np.float32))

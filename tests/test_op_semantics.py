@@ -9,7 +9,7 @@ import pytest
 
 from minisum import Tensor, gradcheck, ops
 from minisum.autograd import result_dtype
-from conftest import TEST_SEED
+from conftest import TEST_SEED, on_device
 
 pytestmark = pytest.mark.needs_engine  # every op's forward and backward, walked by the engine
 CASES_PER_OP = 25
@@ -42,6 +42,7 @@ class Draw:
             a = self.rng.standard_normal(shape)
             if kind == "away":
                 a = np.where(a >= 0, 1.0, -1.0) * (0.2 + np.abs(a))
+        a = on_device(a)
         if a.ndim and self.rng.random() < 0.3:
             a = a[::-1].copy()[::-1] if self.rng.random() < 0.5 else a.T.copy().T
         return Tensor(a, requires_grad=requires_grad)
@@ -188,7 +189,7 @@ def make_linear_cross_entropy(d):
 
 def make_bce(d):
     shape = d.shape()
-    targets = Tensor(d.rng.uniform(0, 1, shape), requires_grad=True)
+    targets = Tensor(on_device(d.rng.uniform(0, 1, shape)), requires_grad=True)
     return ops.binary_cross_entropy_with_logits, [d.leaf(shape), targets]
 
 
@@ -216,7 +217,7 @@ def test_gradients_by_central_differences(name):
         except AssertionError as err:
             raise AssertionError(f"{name}, case {case}, inputs of shapes {shapes}: {err}") from None
         for t in inputs:  # each gradient an array of its leaf's shape and dtype, even for 0-d leaves
-            assert t.grad is None or (isinstance(t.grad, np.ndarray) and t.grad.shape == t.shape
+            assert t.grad is None or (type(t.grad) is type(t.data) and t.grad.shape == t.shape
                                       and t.grad.dtype == t.dtype), (name, case, t.shape)
 
 

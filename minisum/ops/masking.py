@@ -31,8 +31,9 @@ class Where(Function):
         self.cond = cond  # boolean (_boolean_mask)
 
     def forward(self, a, b):
-        self.shapes = a.shape, b.shape
-        return get_array_module(a, b).where(self.cond, a, b)
+        xp = get_array_module(a, b)
+        self.shapes, self.cond = (a.shape, b.shape), xp.asarray(self.cond)  # a host mask moves to the device
+        return xp.where(self.cond, a, b)
 
     def backward(self, gy):
         ga = sum_to(gy * self.cond, self.shapes[0]) if self.needs_grad[0] else None
