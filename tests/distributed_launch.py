@@ -8,7 +8,7 @@
 --fail-at     the last rank raises an exception in training step STEP
 
 Steps are counted where each script takes one: train_lm.py's lm_train_step, train_cls.py's
-clip_grad_value (once per step, before the optimizer's).
+clip_grad_value (once per step, before the optimizer's), train_mm.py's train_step.
 """
 import os
 import signal
@@ -26,7 +26,7 @@ from minisum.autograd import Tensor  # noqa: E402
 from minisum.backend import to_device  # noqa: E402
 from minisum.run import runtime  # noqa: E402
 
-STEP_FUNCTIONS = {"train_lm": "lm_train_step", "train_cls": "clip_grad_value"}
+STEP_FUNCTIONS = {"train_lm": "lm_train_step", "train_cls": "clip_grad_value", "train_mm": "train_step"}
 
 
 def main(argv):
