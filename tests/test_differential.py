@@ -104,7 +104,7 @@ class Draw:
                 a = np.where(a >= 0, 1.0, -1.0) * (0.2 + np.abs(a))
         if scale is None:
             scale = self.choice([1.0] * 6 + [1e-20, 1e20])
-        return self.layout((a * scale).astype(self.dtype))
+        return self.layout(np.asarray(a * scale, dtype=self.dtype))  # an array even for shape ()
 
     def layout(self, a):
         """`a` itself, or an equal array that is a reversed, transposed or strided view."""
@@ -619,6 +619,14 @@ def run_op(name, seed, stats, cases=CASES_PER_OP):
         if problems:
             failures.append(f"{name} case {i} ({np.dtype(dtype).name}, seed {seed}): {'; '.join(problems)}")
     return failures
+
+
+@pytest.fixture(autouse=True)
+def _on_the_cpu():
+    """The cases compare NumPy arrays, views and memory with PyTorch's CPU tensors; on a GPU
+    suite test_op_semantics.py checks the gradients on the device instead."""
+    if minisum.get_device() != "cpu":
+        pytest.skip("the differential test runs on the CPU (it compares NumPy arrays with PyTorch's)")
 
 
 @pytest.mark.parametrize("name", list(OPS))
