@@ -102,10 +102,10 @@ def settle_args(run):
     read."""
     args = run.args
     runtime.setup_device(arguments.device(args), args.seed)
-    shapes = {"embeddings": (args.batch_size, args.seq_len, args.d_model)}
+    activations = {"embeddings": (2, (args.batch_size, args.seq_len, args.d_model))}  # each with its gradient
     if "attention" in args.models:
-        shapes["attention scores"] = (args.batch_size, args.heads, args.seq_len, args.seq_len)
-    memory.check_fits(shapes, "lower --batch-size, --seq-len or --d-model")
+        activations["attention scores"] = (2, (args.batch_size, args.heads, args.seq_len, args.seq_len))
+    memory.check_fits(args.vocab_size * args.d_model, activations, "lower --batch-size, --seq-len or --d-model")
     run.claim()
 
 

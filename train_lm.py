@@ -47,6 +47,7 @@ from minisum.data.lm_samples import batches, count_tokens, make_samples
 from minisum.data.lm_sources import LM_DATASETS, load_lm_texts
 from minisum.errors import UserError
 from minisum.models import MIXERS, LanguageModel
+from minisum.ops.linear_cross_entropy import CHUNK_ELEMENTS, VOCAB_SLICE
 from minisum.optim import AdamW
 from minisum.representation import plot_representations
 from minisum.run import arguments, memory, runtime
@@ -141,11 +142,40 @@ def settle_args(run):
     vocab = vocabulary_size(args.tokenizer)
     runtime.setup_device(arguments.device(args), args.seed)
     if args.generate is None:
-        shapes = {"logits": (args.batch_size, args.context - 1, vocab), "output weights": (vocab, args.d_model)}
-        if "summation" not in args.models or len(args.models) > 1:  # an attention layer
-            shapes["attention scores"] = (args.batch_size, args.heads, args.context - 1, args.context - 1)
-        memory.check_fits(shapes, "lower --batch-size, --context or --d-model, or use a smaller --tokenizer")
+        parameters, activations = max((step_memory(args, vocab, name) for name in args.models),
+                                      key=lambda estimate: memory.step_bytes(*estimate))
+        memory.check_fits(parameters, activations, "lower --batch-size, --context or --d-model, or use a smaller "
+                          "--tokenizer")
         run.claim()
+
+
+def block_kinds(mixer, layers):
+    """The mixer of each block: a hybrid's last block is attention."""
+    return ["summation"] * (layers - 1) + ["attention"] if mixer == "hybrid" else [mixer] * layers
+
+
+def lm_parameters(vocab, d, layers, context, mixer):
+    """LanguageModel's parameter count, without building it: token and positional tables, the
+    blocks (a summation block 5 d x d matrices, an attention block 6, with their biases and two
+    layer norms), the final layer norm and the output layer."""
+    per_block = {"summation": 5 * d * d + 7 * d, "attention": 6 * d * d + 10 * d}
+    return vocab * d + context * d + sum(per_block[kind] for kind in block_kinds(mixer, layers)) + 2 * d + vocab * (d + 1)
+
+
+def step_memory(args, vocab, mixer):
+    """(parameters, activations) of one training step of `mixer`, for memory.check_fits: each
+    block keeps about 12 arrays of (B, T - 1, d) for backward; the fused output layer holds one
+    chunk of logits and a slice of its weight's gradient, never the (B, T - 1, V) logits; each
+    attention block keeps its softmax, and backward one more of that size at a time."""
+    rows, d = args.batch_size * (args.context - 1), args.d_model
+    kinds = block_kinds(mixer, args.layers)
+    activations = {"blocks' activations": (12 * args.layers, (args.batch_size, args.context - 1, d)),
+                   "output layer's chunk of logits": (1, (min(rows, max(CHUNK_ELEMENTS // vocab, 1)), vocab)),
+                   "output layer's gradient slice": (1, (min(vocab, VOCAB_SLICE), d))}
+    if "attention" in kinds:
+        activations["attention scores"] = (kinds.count("attention") + 1,
+                                           (args.batch_size, args.heads, args.context - 1, args.context - 1))
+    return lm_parameters(vocab, d, args.layers, args.context, mixer), activations
 
 
 def run_config(args):

@@ -119,11 +119,11 @@ def settle_args(args):
         raise UserError("give either --synthetic or --data-file, not both")
     setup_device(arguments.device(args), args.seed)
     features = len([c for c in args.numeric.split(",") if c.strip()])
-    shapes = {"embeddings": (args.batch_size, args.seq_len, args.d_model),
-              "fused features": (args.batch_size, args.d_model * (1 + features))}
+    activations = {"embeddings": (2, (args.batch_size, args.seq_len, args.d_model)),  # each with its gradient
+                   "fused features": (2, (args.batch_size, args.d_model * (1 + features)))}
     if "attention" in args.models:
-        shapes["attention scores"] = (args.batch_size, args.heads, args.seq_len, args.seq_len)
-    memory.check_fits(shapes, "lower --batch-size, --seq-len or --d-model")
+        activations["attention scores"] = (2, (args.batch_size, args.heads, args.seq_len, args.seq_len))
+    memory.check_fits(args.max_tokens * args.d_model, activations, "lower --batch-size, --seq-len or --d-model")
     folder.claim(args)
     return folder
 

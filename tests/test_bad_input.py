@@ -147,7 +147,8 @@ CASES = {
     "lm unknown device": Case("lm", ["--device", "tpu"], "argument --device: invalid choice: 'tpu'"),
     "lm MINISUM_DEVICE tpu": Case("lm", [], "MINISUM_DEVICE='tpu' is not a device", env={"MINISUM_DEVICE": "tpu"}),
     "lm activation too large": Case("lm", ["--models", "attention", "--context", HUGE, "--batch-size", "64"],
-                                    "cannot fit in memory: its attention scores (64 x 2 x 99,999 x 99,999 float32)"),
+                                    "cannot fit in memory: a training step holds about 14.0 TiB, the most for its attention "
+                                    "scores (3 x 64 x 2 x 99,999 x 99,999 float32)"),
     # --- train_lm.py: the run folder
     "lm folder of another run": Case("lm", [], "holds another run (hybrid.npz, loss_curves.png, results.json, "
                                      "run.json and 2 more): continue it with --resume, choose another --out-dir, "
@@ -216,8 +217,9 @@ CASES = {
     "cls unknown model": Case("cls", ["--models", "lstm"], "argument --models: unknown 'lstm'"),
     "cls unknown dataset": Case("cls", ["--dataset", "mnist"], "argument --dataset: invalid choice: 'mnist'"),
     "cls missing files": Case("cls", ["--data-dir", "{tmp}"], "no train/test file found", out_dir="{tmp}/new"),
-    "cls activation too large": Case("cls", ["--seq-len", HUGE, "--batch-size", "64"], "cannot fit in memory: its "
-                                     "attention scores (64 x 2 x 100,000 x 100,000 float32)"),
+    "cls activation too large": Case("cls", ["--seq-len", HUGE, "--batch-size", "64"], "cannot fit in memory: a training "
+                                     "step holds about 9.3 TiB, the most for its attention scores (2 x 64 x 2 x 100,000 x "
+                                     "100,000 float32)"),
     "cls folder of another run": Case("cls", [], "holds another run (attention.npz, curves.png, results.json, run.json"
                                       " and 1 more): continue it with --resume"),
     "cls resume with other flags": Case("cls", ["--resume", "--seq-len", "8"], "was made with --seq-len 16, not 8"),
@@ -252,8 +254,9 @@ CASES = {
     "mm unknown model": Case("mm", ["--models", "ridge,lstm"], "argument --models: unknown 'lstm'"),
     "mm no numeric column": Case("mm", ["--numeric", ","], "--numeric needs at least one column name"),
     "mm missing column": Case("mm", ["--numeric", "toxicity,insult"], "missing column", out_dir="{tmp}/new"),
-    "mm activation too large": Case("mm", ["--seq-len", HUGE], "cannot fit in memory: its attention scores "
-                                    "(64 x 4 x 100,000 x 100,000 float32)"),
+    "mm activation too large": Case("mm", ["--seq-len", HUGE], "cannot fit in memory: a training step holds "
+                                    "about 18.6 TiB, the most for its attention scores (2 x 64 x 4 x 100,000 x 100,000 "
+                                    "float32)"),
     "mm folder of another run": Case("mm", [], "holds another run (attention.npz, results.json, results.png, run.json"
                                      " and 1 more): continue it with --resume"),
     "mm resume with other flags": Case("mm", ["--resume", "--dropout", "0.5"], "was made with --dropout 0.2, not 0.5"),

@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -205,6 +206,35 @@ def test_a_diverging_model_stops_alone_and_keeps_its_last_good_checkpoint(tmp_pa
     assert captured.err.startswith("error: summation diverged")
     table_row = next(line for line in captured.out.splitlines() if line.startswith("summation  diverged"))
     assert "diverged" in table_row and table_row.split()[4] == "-"  # no metric reported from it
+
+
+# ----- will it fit? ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("mixer", MODELS)
+def test_parameters_are_counted_without_building_the_model(mixer):
+    for vocab, d, layers, context in ((300, 16, 2, 32), (1000, 24, 3, 10)):
+        model = LanguageModel(vocab, d, layers, 2, max_len=context, mixer=mixer)
+        assert train_lm.lm_parameters(vocab, d, layers, context, mixer) == model.num_parameters()
+
+
+@pytest.mark.parametrize("mixer", MODELS)
+def test_the_memory_estimate_is_within_a_quarter_of_a_steps_measured_peak(mixer):
+    """NumPy's allocations, traced from before the model is built through two steps (the first
+    makes AdamW's moments): the peak is what a step really holds, against the pre-flight estimate."""
+    vocab, args = 2048, train_lm.parse_args(["--d-model", "64", "--layers", "2", "--heads", "4", "--batch-size", "8",
+                                             "--context", "256"])
+    estimate = train_lm.memory.step_bytes(*train_lm.step_memory(args, vocab, mixer))
+    ids = np.random.default_rng(0).integers(0, vocab, (8, 256))
+    tracemalloc.start()
+    try:
+        model = LanguageModel(vocab, 64, 2, 4, max_len=256, mixer=mixer)
+        optimizer = train_lm.AdamW(model.parameters(), lr=1e-4)
+        for _ in range(2):
+            train_lm.lm_train_step(model, optimizer, ids[:, :-1], ids[:, 1:], None)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert 0.75 * peak <= estimate <= 1.25 * peak
 
 
 # ----- generation and analysis ----------------------------------------------------------

@@ -1,8 +1,11 @@
-"""Will the run fit? The largest activation, estimated from the flags before anything is loaded.
+"""Will the run fit? What a training step holds, estimated from the flags before anything is loaded.
 
-A training step keeps its largest array (attention scores, or the logits) and its gradient
-at once; when those two alone exceed the memory free on the device, the run cannot finish,
-so it is refused in one line with the estimate, instead of an allocation error mid-training.
+At its peak a training step holds every parameter four times (the weights, their gradients and
+AdamW's two moments) and the activations: what the graph keeps for backward, and the largest
+operation's temporaries. When that exceeds the memory free on the device, the run cannot
+finish, so it is refused in one line with the estimate, instead of an allocation error
+mid-training. The scripts size their own activations (train_lm.py's `step_memory`, tested
+against a step's measured peak in tests/test_train_lm.py).
 """
 import math
 
@@ -10,6 +13,7 @@ from minisum import backend
 from minisum.errors import UserError
 
 FLOAT32 = 4
+OPTIMIZER_COPIES = 4  # weights, gradients, AdamW's m and v
 
 
 def free_bytes():
@@ -33,16 +37,22 @@ def format_bytes(n):
         n /= 1024
 
 
-def check_fits(arrays, advice):
-    """arrays: {description: shape} of the float32 arrays a step holds; refuse when the largest,
-    with its gradient, cannot fit in the free memory. `advice` says which flags to lower."""
+def step_bytes(parameters, activations):
+    """Bytes a float32 training step holds at its peak. activations: {description: (copies, shape)}."""
+    return FLOAT32 * (OPTIMIZER_COPIES * parameters + sum(copies * math.prod(shape)
+                                                           for copies, shape in activations.values()))
+
+
+def check_fits(parameters, activations, advice):
+    """Refuse, in one line, a run whose step (see step_bytes) needs more than the free memory;
+    the line names the largest activation. `advice` says which flags to lower."""
     free = free_bytes()
-    if free is None or not arrays:
+    if free is None:
         return
-    name, shape = max(arrays.items(), key=lambda item: math.prod(item[1]))
-    needed = 2 * FLOAT32 * math.prod(shape)  # the array and its gradient
+    needed = step_bytes(parameters, activations)
     if needed > free:
+        name, (copies, shape) = max(activations.items(), key=lambda item: item[1][0] * math.prod(item[1][1]))
         dims = " x ".join(f"{d:,}" for d in shape)
-        raise UserError(f"this run cannot fit in memory: its {name} ({dims} float32) and their gradient need "
-                        f"{format_bytes(needed)}, {format_bytes(free)} are free on the {backend.get_device()}; "
-                        f"{advice}")
+        raise UserError(f"this run cannot fit in memory: a training step holds about {format_bytes(needed)}, the "
+                        f"most for its {name} ({f'{copies} x ' if copies > 1 else ''}{dims} float32), "
+                        f"{format_bytes(free)} are free on the {backend.get_device()}; {advice}")
