@@ -240,6 +240,8 @@ def test_result_dtype_follows_pytorch(inputs, expected):
     (lambda: ops.exp(Tensor(I64)), np.float32), (lambda: ops.sigmoid(Tensor(np.array([True]))), np.float32),
     (lambda: Tensor(I64) ** 0.5, np.float32), (lambda: Tensor(I64) ** 2, np.int64),
     (lambda: ops.sum(Tensor(F32) * np.int64(3)), np.float32), (lambda: ops.mean(Tensor(F64)), np.float64),
+    (lambda: ops.masked_fill(Tensor(I64), np.array([True, False]), 2.5), np.int64),
+    (lambda: ops.masked_fill(Tensor(F32), np.array([True, False]), -1e9), np.float32),
 ])
 def test_integers_become_float32_where_the_answer_is_a_float(make, expected):
     assert make().dtype == expected

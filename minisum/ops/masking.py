@@ -47,8 +47,12 @@ def where(cond, a, b):
 
 
 def masked_fill(x, mask, value):
-    """x with `value` wherever the boolean mask is True (e.g. -1e9 on masked attention scores)."""
-    return Where(_boolean_mask("masked_fill", mask))(value, x)
+    """x with `value` wherever the boolean mask is True (e.g. -1e9 on masked attention scores).
+    The result has x's dtype, as in PyTorch: a number value is cast to it."""
+    mask = _boolean_mask("masked_fill", mask)
+    if isinstance(x, Tensor) and not isinstance(value, Tensor) and not hasattr(value, "shape"):
+        value = get_array_module(x.data).full((), value, dtype=x.dtype)  # 0-d: it never promotes x
+    return Where(mask)(value, x)
 
 
 class Dropout(Function):
