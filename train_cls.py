@@ -274,7 +274,7 @@ def train_step(model, optimizer, x, y, world, share, clip):
     loss, hits = 0.0, None
     if len(y):
         loss, hits = loss_and_hits(model(minisum.tensor(x)), y)
-        loss.backward()
+        loss.backward(free_graph=True)  # the activations go as backward passes them
         loss = loss.data
     world.sum_gradients(optimizer.params, share)
     clip_grad_value(optimizer.params, clip)

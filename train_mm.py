@@ -250,7 +250,7 @@ def train_step(model, optimizer, inputs, target, world, batch_size):
     loss = 0.0
     if len(target):
         loss = ops.mse_loss(model(*inputs), target)
-        loss.backward()
+        loss.backward(free_graph=True)  # the activations go as backward passes them
         loss = loss.data
     world.sum_gradients(optimizer.params, len(target) / batch_size)
     optimizer.step()

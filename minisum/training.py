@@ -1,7 +1,11 @@
-"""One training step of a language model, the loop every training script repeats.
+"""One training step of a language model: zero the old gradients -> forward and loss ->
+backward -> optimizer step. The old gradients go first: at the paper's vocabulary they are
+230 MB that the forward pass need not share memory with.
 
-zero the old gradients -> forward and loss -> backward -> optimizer step. The old gradients go
-first: at the paper's vocabulary they are 230 MB that the forward pass need not share memory with.
+train_cls.py and train_mm.py take their steps in the same order (their `train_step`), with
+what their models add: Keras' gradient clipping, a mean-squared error. Under mpiexec the
+ranks' gradients are summed before the optimizer's step: by a DistributedOptimizer passed in
+as `optimizer` here (minisum/distributed.py), explicitly in the other two.
 """
 
 
