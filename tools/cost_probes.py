@@ -11,7 +11,7 @@ import sys
 import time
 
 SLOWER = 50  # how many times the reference's time a backward may take at the probe's size
-FLOOR_S = 0.5  # a budget never below this: a probe of a few ms is timing noise, a first call slower
+FLOOR_S = 1.0  # a budget never below this: a probe of a few ms is timing noise, a first call slower
 
 
 def _probe(make):

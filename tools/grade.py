@@ -17,6 +17,7 @@ tools/course.py. Exit status: 0 graded, 1 a submission could not be graded, 2 ba
 """
 import argparse
 import concurrent.futures
+import contextlib
 import hashlib
 import json
 import os
@@ -124,12 +125,13 @@ def run_tests(room, task_id, seed, timeout, collect_only=False, blocks=None, bud
                 "budget": None if collect_only else budget}
     with tempfile.TemporaryFile("w+") as err:
         try:
-            process = subprocess.Popen(command, cwd=room, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                       stderr=err, pass_fds=(write_end,), start_new_session=True)
+            with _LIVE_LOCK:  # known before the sweep of another task's end can see it as an orphan
+                process = subprocess.Popen(command, cwd=room, env=env, stdin=subprocess.PIPE,
+                                           stdout=subprocess.DEVNULL, stderr=err, pass_fds=(write_end,),
+                                           start_new_session=True)
+                _LIVE.add(process.pid)
         finally:
             os.close(write_end)
-        with _LIVE_LOCK:
-            _LIVE.add(process.pid)
         try:
             process.stdin.write(json.dumps(settings).encode())
             process.stdin.close()
@@ -195,17 +197,19 @@ def _end_everything(process):
 
 def _kill_orphans():
     """Kill the processes that became this grader's children by being orphaned (a daemon that left
-    its task's session); only when the grader is their subreaper (Linux), else they went to init."""
-    for _ in range(100):
-        orphans = [pid for pid in _children() if pid not in _LIVE]
-        if not orphans:
-            return
-        for pid in orphans:
-            try:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-            except (ProcessLookupError, ChildProcessError, PermissionError):
-                pass
+    its task's session); only when the grader is their subreaper (Linux), else they went to init.
+    The task processes running and the children this process had before grading are left alone."""
+    with _LIVE_LOCK:
+        for _ in range(100):
+            orphans = [pid for pid in _children() if pid not in _LIVE]
+            if not orphans:
+                return
+            for pid in orphans:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                except (ProcessLookupError, ChildProcessError, PermissionError):
+                    pass
 
 
 def _children():
@@ -220,14 +224,29 @@ def _children():
     return found
 
 
-def become_subreaper():
-    """Make orphaned descendants this process's children (Linux prctl PR_SET_CHILD_SUBREAPER), so
-    that a double-forked daemon of a task is found and killed; elsewhere, nothing."""
+@contextlib.contextmanager
+def adopting_orphans():
+    """While grading, orphaned descendants become this process's children (Linux prctl
+    PR_SET_CHILD_SUBREAPER), so that a double-forked daemon of a task is found and killed;
+    elsewhere, nothing. The children this process already has are not the grader's to kill."""
     try:
         import ctypes
-        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
-        pass
+        prctl = None
+    with _LIVE_LOCK:
+        before = set(_children())
+        _LIVE.update(before)
+    if prctl:
+        prctl(36, 1, 0, 0, 0)
+    try:
+        yield
+    finally:
+        _kill_orphans()
+        if prctl:
+            prctl(36, 0, 0, 0, 0)
+        with _LIVE_LOCK:
+            _LIVE.difference_update(before)
 
 
 def judge(result, events, returncode, stderr, timeout):
@@ -281,11 +300,10 @@ def grade_many(submissions, seed, task_ids, timeout=60, jobs=None, budget=BUDGET
             errors[submission] = str(err)
             results[submission] = {t: TaskResult(t, tasks[t][0], POINTS[t], "missing", messages=[str(err)])
                                    for t in chosen}
-    become_subreaper()
     # the slowest tasks (training, attention) first, so that no core waits on one at the end
     runs.sort(key=lambda run: task_order(run[1].task), reverse=True)
     spent = {s: Budget(budget) for s in submissions}
-    with tempfile.TemporaryDirectory(prefix="minisum-grade-") as work:
+    with tempfile.TemporaryDirectory(prefix="minisum-grade-") as work, adopting_orphans():
         teacher = snapshot(Path(work) / "teacher")
         references = reference_seconds(teacher, {r.task for _, r, _ in runs if r.status == "ok"})
         def grade(n_run):

@@ -285,7 +285,8 @@ def _outside_backwards(method, what):
 
 # ----- cost --------------------------------------------------------------------------------------------
 class TooSlow(BaseException):
-    """The cost probe ran past its budget (a BaseException: `except Exception` in a block keeps it going)."""
+    """The cost probe ran past its budget (a BaseException: `except Exception` in a block lets it through;
+    a block that catches it anyway has its task fail too, as the probe never returns in time)."""
 
 
 def _check_cost():
@@ -297,18 +298,20 @@ def _check_cost():
                f"({_budget:.2f} s) on {what}: finite differences or a Jacobian, not the formula")
 
     def stop(signum, frame):
-        _rule(message)
         raise TooSlow
 
     import numpy as np
     np.ones((512, 512)) @ np.ones((512, 512))  # the BLAS threads start here, not in the timed backward
     signal.signal(signal.SIGALRM, stop)
-    signal.setitimer(signal.ITIMER_REAL, _budget)
-    try:
-        probe(GRADED_TASK)
-    except TooSlow:
-        pass
-    except Exception:  # noqa: BLE001  a wrong backward: its tests have failed already
-        pass
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+    for _ in range(2):  # a second try: one run slowed down by a busy machine is no shortcut
+        signal.setitimer(signal.ITIMER_REAL, _budget)
+        try:
+            if probe(GRADED_TASK) <= _budget:  # a block that swallowed TooSlow (a bare except) is late all the same
+                return
+        except TooSlow:
+            continue
+        except Exception:  # noqa: BLE001  a wrong backward: its tests have failed already
+            return
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    _rule(message)
