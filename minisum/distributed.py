@@ -17,9 +17,9 @@ mpi4py is imported only when mpiexec started more than one process.
 Gradients are summed by in-place all-reduces on a few buckets (each large parameter alone, in
 place; the small ones packed together into one buffer), not one call per parameter; of an
 embedding's gradient only the rows of the batch's tokens are sent (4% of them at the paper's
-vocabulary and batch), since every other row is zero on every rank. NumPy
-arrays go through MPI; CuPy arrays through NCCL (`cupy.cuda.nccl`, its unique id broadcast
-over MPI), so gradients never leave the GPU. The NCCL path runs in the tests on the CuPy
+vocabulary and batch), since every other row is zero on every rank. NumPy arrays go through
+MPI; CuPy arrays through NCCL (`cupy.cuda.nccl`, its unique id broadcast over MPI), so
+gradients never leave the GPU. The NCCL path runs in the tests on the CuPy
 emulation with a stand-in communicator only: it is untested on GPUs (docs/distributed.md).
 """
 import os
@@ -132,7 +132,8 @@ class World:
     # ----- host numbers: metrics, flags, checks
 
     def sum(self, array):
-        """The elementwise sum over ranks of a host or device array (a new array, where it was)."""
+        """The elementwise sum over ranks of a host or device array, where it was (with one rank,
+        the array itself)."""
         if self.size == 1:
             return array
         total = array.copy()
