@@ -22,7 +22,8 @@ from tools.course import ANSWERS_OUTSIDE_BLOCKS, POINTS, TEACHER_ONLY, assignmen
 from tools.grade import run_tests  # noqa: E402
 from tools.make_handout import build, tracked_files  # noqa: E402
 from tools.rules import check_block  # noqa: E402
-from tools.task_markers import MarkerError, collect_tasks, find_blocks, task_order  # noqa: E402
+from test_grading_redteam import copy_of  # noqa: E402
+from tools.task_markers import MarkerError, collect_tasks, find_blocks, scan_blocks, task_order  # noqa: E402
 
 TASKS = collect_tasks(ROOT)
 GRADE = [sys.executable, str(ROOT / "tools" / "grade.py")]
@@ -273,39 +274,71 @@ def test_no_line_of_an_answer_is_in_the_shipped_text_of_a_weekly_handout(weekly)
             assert not leaked, f"{path.relative_to(weekly[upto])} holds {leaked[0]!r}"
 
 
+def solve(handout, task_ids):
+    """Write the reference's blocks of `task_ids` into `handout`, as a student who did them would."""
+    for task_id in task_ids:
+        for rel in {b.path.relative_to(ROOT) for b in TASKS[task_id][1]}:
+            ours = [b for b in TASKS[task_id][1] if b.path.relative_to(ROOT) == rel]
+            lines = (handout / rel).read_text().splitlines()
+            theirs = [b for b in scan_blocks(rel, lines)[0] if b.task == task_id]
+            for mine, block in reversed(list(zip(ours, theirs))):  # bottom to top: line numbers stay valid
+                lines[block.begin + 1:block.end] = mine.path.read_text().splitlines()[mine.begin + 1:mine.end]
+            (handout / rel).write_text("\n".join(lines) + "\n")
+    return handout
+
+
 @pytest.fixture(scope="module")
-def solved3(tmp_path_factory):
-    """A --upto 3 handout with Assignments 1-3 done (the reference's blocks)."""
-    later = [t for t in TASKS if assignment(t) > 3]
-    return build(tmp_path_factory.mktemp("solved") / "upto3", later, [t for t in TASKS if assignment(t) <= 3])
+def solved(weekly, tmp_path_factory):
+    """The --upto 3 and --upto 5 handouts with their assignments done."""
+    base = tmp_path_factory.mktemp("solved")
+    return {n: solve(copy_of(weekly[n], base / f"upto{n}"), [t for t in TASKS if assignment(t) <= n]) for n in (3, 5)}
 
 
-def test_with_assignments_1_to_3_done_pytest_is_green_and_skips_the_rest(solved3):
-    done = run(solved3, sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x")
-    assert done.returncode == 0, done.stdout[-3000:]
-    assert "skipped" in done.stdout and "failed" not in done.stdout
-    done = run(solved3, sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", "--task", "4.1")
+def released_rows_pass(output, upto):
+    """True when the grader's table shows every task of assignments 1..upto passed."""
+    return all(re.search(rf"^{re.escape(t)} .* passed ", output, re.M) for t in TASKS if assignment(t) <= upto)
+
+
+def test_with_assignments_1_to_3_done_the_readme_commands_are_green(solved):
+    readme = (solved[3] / "README.md").read_text()
+    commands = [line.split("#")[0].strip() for block in code_blocks(readme, "bash") for line in block.splitlines()]
+    commands = [c for c in commands if c and not c.startswith("pip ")]
+    assert "python -m pytest -q" in commands and "python tools/grade.py" in commands
+    for command in commands:
+        done = run(solved[3], *command.split())
+        assert done.returncode == 0, f"{command}\n{done.stdout[-3000:]}\n{done.stderr[-1000:]}"
+        if command.startswith("python tools/grade.py"):
+            assert released_rows_pass(done.stdout, 3), done.stdout
+        elif command == "python -m pytest -q":
+            assert "skipped" in done.stdout and "failed" not in done.stdout
+    done = run(solved[3], sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", "--task", "4.1")
     assert "task 4.1 is not released yet" in done.stdout
 
 
-def test_with_assignments_1_to_3_done_the_readme_and_the_milestones_run(solved3):
-    milestones = [p.read_text().split("## Milestone")[1] for p in sorted((solved3 / "docs/assignments").glob("[123]-*.md"))]
-    texts = [(solved3 / "README.md").read_text(), *milestones]
-    snippets = [code for text in texts for code in code_blocks(text, "python")]
-    assert len(snippets) >= 4  # two tours, two milestones
+def test_with_assignments_1_to_3_done_the_tour_and_the_milestones_run(solved):
+    milestones = [p.read_text().split("## Milestone")[1] for p in sorted((solved[3] / "docs/assignments").glob("[123]-*.md"))]
+    snippets = [code for text in [(solved[3] / "README.md").read_text(), *milestones] for code in code_blocks(text, "python")]
+    assert len(snippets) == 4  # two tours, two milestones
     for code in snippets:
-        done = run(solved3, sys.executable, "-c", code, timeout=120)
+        done = run(solved[3], sys.executable, "-c", code, timeout=120)
         assert done.returncode == 0, f"{code}\n{done.stderr[-2000:]}"
     losses = [float(line.split()[1]) for line in done.stdout.splitlines()]  # the summation model's milestone
     assert losses[-1] < losses[0] - 0.5, done.stdout
 
 
-def test_with_assignments_1_to_3_done_the_self_check_gives_full_marks(solved3, tmp_path):
+def test_with_every_assignment_done_the_tour_runs_and_the_self_check_gives_full_marks(solved, tmp_path):
+    readme = (solved[5] / "README.md").read_text()
+    for code in code_blocks(readme, "python"):
+        done = run(solved[5], sys.executable, "-c", code, timeout=120)
+        assert done.returncode == 0, f"{code}\n{done.stderr[-2000:]}"
+    training = [b for b in code_blocks(readme, "bash") if b.startswith("python train_lm.py")]
+    done = run(solved[5], *training[0].replace("\\\n", " ").split(), timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
     report = tmp_path / "report.json"
-    done = run(solved3, sys.executable, "tools/grade.py", "--seed", "0", "--upto", "3", "--json", str(report))
+    done = run(solved[5], sys.executable, "tools/grade.py", "--seed", "5", "--json", str(report))
     assert done.returncode == 0, done.stderr
     graded = json.loads(report.read_text())
-    assert graded["score"] == graded["max_score"] == sum(POINTS[t] for t in TASKS if assignment(t) <= 3)
+    assert graded["score"] == graded["max_score"] == 100, graded
 
 
 TRACER = """
@@ -339,14 +372,13 @@ def statements(block):
         {block.begin + 1 + n for n in gpu_only}
 
 
-def test_the_visible_tests_run_every_line_of_every_released_block(solved3, tmp_path):
-    out = tmp_path / "lines.json"
-    script = TRACER.replace("ROOT", repr(str(solved3 / "minisum"))).replace("OUT", repr(str(out)))
-    done = run(solved3, sys.executable, "-c", script, timeout=600)
+def test_the_visible_tests_run_every_line_of_every_block(solved, tmp_path):
+    handout, out = solved[5], tmp_path / "lines.json"  # every task released and done: every block
+    script = TRACER.replace("ROOT", repr(str(handout / "minisum"))).replace("OUT", repr(str(out)))
+    done = run(handout, sys.executable, "-c", script, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:]
     executed = {(Path(f), n) for f, n in json.loads(out.read_text())}
-    for task_id, (_, blocks) in collect_tasks(solved3).items():
-        if assignment(task_id) <= 3:
-            for block in blocks:
-                never = sorted(n for n in statements(block) if (block.path, n) not in executed)
-                assert not never, f"task {task_id}: {block.path.relative_to(solved3)} line {never[0]} runs in no visible test"
+    for task_id, (_, blocks) in collect_tasks(handout).items():
+        for block in blocks:
+            never = sorted(n for n in statements(block) if (block.path, n) not in executed)
+            assert not never, f"task {task_id}: {block.path.relative_to(handout)} line {never[0]} runs in no visible test"
