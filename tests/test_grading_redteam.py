@@ -337,7 +337,8 @@ MESSAGE = {
     "NUMPY_ROOT write into the teacher's tree": "uses .testing", "double-forked daemon": "uses .testing",
     "kills the grader": "uses .testing", "message leak": "ValueError raised in the task's code",
     "upstream-mutating backward": "wrote into the upstream gradient",
-    "batched finite differences": "more than 50x the reference's time", "autograd inside a backward": "builds a graph",
+    "batched finite differences": "finite differences or a Jacobian",  # too slow, or out of memory
+    "autograd inside a backward": "builds a graph", "autograd inside a backward": "builds a graph",
     "stray marker": "TASK 2.1 begins inside TASK 2.2", "8 GiB block": "MemoryError raised in the task's code",
 }
 # The runtime wall alone: the same escapes with the static rules switched off, in a class run

@@ -62,6 +62,7 @@ del _settings
 
 _backwards = []  # one [op class, its own forwards called so far] per backward() running
 _reported = set()  # rule messages already written
+_out_of_memory = []  # the tests that failed on a MemoryError
 
 
 def _write(event, **fields):
@@ -149,6 +150,8 @@ def pytest_runtest_makereport(item, call):
     report = outcome.get_result()
     if report.failed and call.excinfo is not None:
         report.grading_message = failure_message(call.excinfo.value, call.excinfo.tb)
+        if isinstance(call.excinfo.value, MemoryError):
+            _out_of_memory.append(item.nodeid)
 
 
 def pytest_runtest_logreport(report):
@@ -310,6 +313,12 @@ def _check_cost():
                 return
         except TooSlow:
             continue
+        except MemoryError:  # stacked perturbations, a dense Jacobian: out of the 4 GiB at this size only
+            if _out_of_memory:
+                return  # out of memory at every size (an 8 GiB array): its tests have failed already
+            _rule(f"the backward of TASK {GRADED_TASK} ran out of memory on {what}, where the reference needs a "
+                  "few MB: finite differences or a Jacobian, not the formula")
+            return
         except Exception:  # noqa: BLE001  a wrong backward: its tests have failed already
             return
         finally:
