@@ -382,6 +382,7 @@ class Broken(Function):
 ])
 def test_a_backward_that_breaks_the_contract_is_named(mistake, fragment):
     y = Broken(mistake)(leaf([1.0, 2.0, 3.0]))
+    assert _topological_order(y) == [y.creator]  # the walk itself (NotImplementedError is a RuntimeError)
     with pytest.raises(RuntimeError, match=fragment):
         y.backward(np.ones(3))
 
