@@ -70,14 +70,16 @@ ADAMW_THAT_ZEROES_ITS_GRADIENT = """
     w -= decay * w + step_size * m / ((v * v_scale) ** 0.5 + eps)
     g *= 0
     """
-THREE_STEPS_THEN_A_CONSTANT = """
-    if optimizer.step_count < 3:
-        optimizer.zero_grad()
-        loss, hits = model.loss(inputs, targets, pad_id)
-        loss.backward(free_graph=True)
-        optimizer.step()
-        return loss, hits
-    return inputs.sum() * 0.0 + 0.01, inputs.sum() * 0
+# trains while its loss is high, then reports a small constant without backward or step (a block
+# keeps no counter of its own: the rules let it assign only self.x, .data and .grad)
+TRAINS_THEN_A_CONSTANT = """
+    optimizer.zero_grad()
+    loss, hits = model.loss(inputs, targets, pad_id)
+    if loss.item() < 2.0:
+        return inputs.sum() * 0.0 + 0.01, hits
+    loss.backward(free_graph=True)
+    optimizer.step()
+    return loss, hits
     """
 EMBEDDING_BELOW_ROW_6 = """
     xp = get_array_module(gy)
@@ -98,8 +100,8 @@ ATTACKS = {
     "causal sum the wrong way, its exact backward": (SECRET, [("3.2", 0, CUMSUM, REVERSED_SUM),
                                                               ("3.2", 1, CUMSUM, FORWARD_SUM)]),
     "attention that never masks": (SECRET, [("4.1", 0, ATTENTION, UNMASKED_ATTENTION)]),
-    "trains 3 steps, then returns a constant": (SECRET, [("5.2", 0, "minisum/training.py",
-                                                         THREE_STEPS_THEN_A_CONSTANT)]),
+    "trains until its loss is under 2, then returns a constant": (SECRET, [("5.2", 0, "minisum/training.py",
+                                                                           TRAINS_THEN_A_CONSTANT)]),
     "cumsum right only up to T 16": (SECRET, [("3.2", 0, CUMSUM, SHORT_SUM), ("3.2", 1, CUMSUM, SHORT_SUM_BACKWARD)]),
     "all-zero gradients": (SECRET, [*[("1.4", n, ELEMENTWISE, "return gy * 0") for n in range(5)],
                                     ("2.2", 0, LAYERNORM, LAYER_NORM["zero"]),
@@ -113,15 +115,16 @@ ATTACKS = {
 }
 
 # attack -> {task: its score}. Before the tests were weighted and checked forwards, copies and
-# wide shapes: 2.1/7, 4.8/8, 10.89/14, 7/7, 8/8, 28/100 overall, 70/100 overall, 6/6.
+# wide shapes (commit bd9657e), in this order: 5.1 2.1/7; 3.2 4.8/8; 4.1 10.89/14; 5.2 4.67/7;
+# 3.2 8/8; 1.4 2.5/5, 2.2 2/8, 3.2 0.8/8, 4.1 1.56/14; 1.4 2.5/5, 2.2 2/8, 3.2 0.8/8; 3.1 6/6.
 EXPECTED = {
     "adamw_update zeroes the test's gradient array": {"5.1": 1.34},
     "causal sum the wrong way, its exact backward": {"3.2": 0.24},
     "attention that never masks": {"4.1": 3.38},
-    "trains 3 steps, then returns a constant": {"5.2": 1.75},
+    "trains until its loss is under 2, then returns a constant": {"5.2": 0.88},
     "cumsum right only up to T 16": {"3.2": 1.7},
     "all-zero gradients": {"1.4": 0.29, "2.2": 0.33, "3.2": 1.21, "4.1": 2.41},
-    "identity pass-through": {"1.4": 0.53, "2.2": 0.33, "3.2": 1.21},
+    "identity pass-through": {"1.4": 0.52, "2.2": 0.33, "3.2": 1.21},
     "embedding backward that skips rows >= 6, at seed 0": {"3.1": 4.55},  # indexing, 3.1's other half, is right
 }
 WRONG_GRADIENTS = [attack for attack in EXPECTED if "embedding" not in attack]  # every graded block wrong

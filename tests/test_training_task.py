@@ -34,7 +34,8 @@ def test_a_hybrid_model_learns_the_toy_language():
     for step in range(150):
         before = to_host(model.output_projection.weight.data).copy()
         losses.append(lm_train_step(model, optimizer, *toy_batch(rng), pad_id=PAD)[0].item())
-        assert not np.array_equal(before, to_host(model.output_projection.weight.data)), f"step {step + 1} moved nothing"
+        after = to_host(model.output_projection.weight.data)
+        assert not np.array_equal(before, after), f"step {step + 1} moved nothing"
     assert abs(losses[0] - math.log(12)) < 1.0  # starts near chance
     assert np.mean(losses[-10:]) < 0.1  # ends knowing the successor of every token
 
