@@ -3,7 +3,9 @@
 Each submission is a handout with one attack planted, graded by tools/grade.py as a teacher
 would (a hidden seed, the teacher's tree as the clean room). One batch grades them all in
 parallel, each on the tasks it attacks (plus two it leaves alone, which must keep full marks),
-so the file takes well under two minutes.
+so the file takes well under two minutes. The attacks of issue 21 from inside the blocks are
+graded twice: as a teacher would, and with the static rules off, against the run-time wall
+alone. The wrong answers that tests must fail are in test_grading_wrong_answers.py.
 """
 import csv
 import json
@@ -455,3 +457,12 @@ def test_a_submission_that_loops_in_every_task_stops_at_its_budget(solved, tmp_p
     assert time.monotonic() - start < 15  # 3 s and the 1 s left, not 3 s twice and more
     rows = reports[str(looping)]["tasks"]
     assert [(r["status"], r["score"]) for r in rows.values()] == [("timeout", 0), ("timeout", 0)], rows
+
+
+def test_a_weekly_handout_grades_its_released_tasks_only(tmp_path):
+    week1 = build(tmp_path / "week1", released=[t for t in POINTS if t.startswith("1.")])
+    done = subprocess.run([sys.executable, "tools/grade.py"], cwd=week1, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "2.1   softmax" in done.stdout and "not released" in done.stdout
+    released = sum(points for t, points in POINTS.items() if t.startswith("1."))
+    assert done.stdout.splitlines()[-2].split()[-2:] == ["/", f"{released:g}"]

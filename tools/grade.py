@@ -6,14 +6,18 @@
     python tools/grade.py SUBMISSION --tasks 2.1,2.2         # only these tasks (or --upto 2)
 
 From a submission the grader takes only the bodies of its task blocks (`# BEGIN TASK x.y` ...
-`# END TASK x.y`). For each task it writes that task's bodies into a fresh copy of the
-teacher's tree (this one: tests, conftest, gradcheck, the other tasks' solutions, this
-grader) and runs the task's tests there in a process of its own, with a time limit. Nothing
-else of the submission is read, imported or run, and the grader itself writes the report.
-A body that is missing, does not parse or breaks a rule (tools/rules.py) scores 0 and never
-runs. `--seed` changes the tests' random values, some of their shapes and gradcheck's upstream
-gradient (MINISUM_TEST_SEED); without it a seed is drawn and printed. Points come from
-tools/course.py. Exit status: 0 graded, 1 a submission could not be graded, 2 bad arguments.
+`# END TASK x.y`). For each task it writes that task's bodies into a fresh, read-only copy of a
+snapshot of the teacher's tree taken when grading starts (this one: tests, conftest, gradcheck,
+the other tasks' solutions, this grader) and runs the task's tests there in a process and
+session of its own, with a time limit, a memory limit and the run-time checks of
+tools/grading_plugin.py; every process it started is killed when it ends. Nothing else of the
+submission is read, imported or run, and the grader itself writes the report. A body that is
+missing, does not parse or breaks a rule (tools/rules.py) scores 0 and never runs. `--seed`
+(the teacher's secret, mixed with each submission's folder name) changes the tests' random
+values, some of their shapes and gradcheck's upstream gradient (MINISUM_TEST_SEED); without it
+a seed is drawn and printed; a given one is never printed nor reported. In a weekly handout the
+tasks not released yet are left out unless asked for. Points come from tools/course.py.
+Exit status: 0 graded, 1 a submission could not be graded, 2 bad arguments.
 """
 import argparse
 import concurrent.futures
