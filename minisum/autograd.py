@@ -15,7 +15,7 @@ import numbers
 
 import numpy as np
 
-from minisum.backend import device_module, get_array_module, to_numpy
+from minisum.backend import device_module, get_array_module, is_cupy_array, to_numpy
 
 _grad_enabled = True
 DEFAULT_DTYPE = np.float32
@@ -61,7 +61,8 @@ class Function:
     # True for an op whose backward returns new arrays that nothing else holds: a leaf may
     # then keep them as its .grad without a copy (the fused output layer's dW is 103 MB).
     hands_over_grads = False
-    # True for an elementwise op whose inputs are cast to one dtype first, as PyTorch does.
+    # True for an op whose inputs are cast to one dtype first (arithmetic, where, matmul):
+    # PyTorch's type promotion, not NumPy's (see result_dtype).
     promotes = False
     # True once backward(free_graph=True) has released the op's inputs and saved arrays.
     released = False
@@ -102,8 +103,7 @@ class Function:
 
 
 def _check_one_device(op_name, arrays):
-    devices = {"gpu (CuPy)" if type(a).__module__.split(".")[0] == "cupy" else "cpu (NumPy)"
-               for a in arrays if hasattr(a, "shape")}
+    devices = {"gpu (CuPy)" if is_cupy_array(a) else "cpu (NumPy)" for a in arrays}
     if len(devices) > 1:
         raise TypeError(f"cannot mix NumPy and CuPy arrays in one op: {op_name} got arrays on both devices, "
                         f"{' and '.join(sorted(devices))}; "
