@@ -52,6 +52,7 @@ ARRAY_ATTRIBUTES = {
     "nbytes", "ndim", "nonzero", "prod", "put", "ravel", "real", "repeat", "reshape", "round", "shape",
     "size", "sort", "squeeze", "std", "sum", "swapaxes", "take", "tolist", "trace", "transpose", "var",
     "kind", "type",  # a dtype's: x.dtype.type(0.5) is a scalar of x's dtype
+    "eps", "tiny",  # np.finfo(x.dtype)'s
 }
 # the methods of lists, sets and dicts, and the engine's tensors, ops, models and optimizers.
 CONTAINER_METHODS = {"append", "extend", "insert", "pop", "remove", "index", "count", "reverse", "add",
