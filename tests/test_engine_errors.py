@@ -393,3 +393,20 @@ def test_topological_order_starts_at_the_roots_op():
     y = ops.reshape(ops.transpose(x), 2)
     order = _topological_order(y)
     assert order[0] is y.creator and len(order) == 2
+
+
+@pytest.mark.parametrize("op", ["cross_entropy", "linear_cross_entropy"])
+def test_02_on_the_gpu_a_target_out_of_range_makes_the_loss_nan_without_a_wait(op):
+    """GPU targets are not read back (a host sync per step): a bad one poisons the loss instead."""
+    with emulated_gpu() as cupy:
+        targets = cupy.asarray(np.array([0, -1, 3]))
+        if op == "cross_entropy":
+            loss = ops.cross_entropy(Tensor(cupy.ones((3, 3))), targets, ignore_index=-1)
+        else:
+            loss, _ = ops.linear_cross_entropy(Tensor(cupy.ones((3, 2))), Tensor(cupy.ones((3, 2))), None,
+                                               targets, ignore_index=-1)
+        assert cupy._emulation.counts.syncs == 0
+        assert np.isnan(loss.item())  # the target 3; the -1 is ignored
+        fine = cupy.asarray(np.array([0, -1, 2]))
+        if op == "cross_entropy":
+            assert np.isfinite(ops.cross_entropy(Tensor(cupy.ones((3, 3))), fine, ignore_index=-1).item())

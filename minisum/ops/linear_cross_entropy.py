@@ -23,7 +23,7 @@ import numpy as np
 
 from minisum.autograd import Function, Tensor, is_grad_enabled
 from minisum.backend import get_array_module
-from minisum.ops.losses import check_targets
+from minisum.ops.losses import check_targets, nan_where_out_of_range
 
 CHUNK_ELEMENTS = 2 ** 24  # logits per chunk, 64 MB in float32: 334 rows at V 50,257
 VOCAB_SLICE = 8192  # dW gets a chunk's share this many vocabulary rows at a time: a 16 MB temporary, not W's size
@@ -63,10 +63,12 @@ class LinearCrossEntropy(Function):
         x_k, keep_k = x[rows], keep[rows]  # (K, C), (K,)
         y_k = xp.where(keep_k, y[rows], 0)  # a pad's target may be no valid index; its weight is 0
         w_k = keep_k / count  # (K,)
+        poison = nan_where_out_of_range(xp, y, keep, V, x.dtype)  # GPU targets out of range: a NaN loss
+        loss = xp.zeros((), dtype=x.dtype) if poison is None else poison.sum()
 
         step = self._rows_per_chunk(len(rows), V)
         buffer = xp.empty((min(step, len(rows)), V), dtype=x.dtype)  # reused by every chunk
-        loss, hits = xp.zeros((), dtype=x.dtype), xp.zeros((), dtype=np.int64)
+        hits = xp.zeros((), dtype=np.int64)
         wants_x, wants_w, wants_b = self.wants_grads
         gx_k = xp.empty_like(x_k) if wants_x else None  # (K, C)
         gw = xp.zeros_like(weight) if wants_w else None  # (V, C)

@@ -17,7 +17,8 @@ def check_targets(op, logits_shape, targets, ignore_index):
     """Class targets as PyTorch requires them: integers, one per row of logits (..., V), each in
     [0, V) or equal to `ignore_index`. A negative target would silently read class V - 1.
     Targets already on the GPU are checked for dtype and shape only: reading their values
-    would make the step wait for the GPU (as for embedding ids)."""
+    would make the step wait for the GPU (as for embedding ids). There an out-of-range target
+    makes the loss NaN instead (`nan_where_out_of_range`), so a training script stops the run."""
     targets = targets.data if isinstance(targets, Tensor) else targets
     if not hasattr(targets, "dtype") or isinstance(targets, np.generic):
         targets = np.asarray(targets)
@@ -35,6 +36,15 @@ def check_targets(op, logits_shape, targets, ignore_index):
         raise ValueError(f"{op} targets must be class indices in [0, {V}) or ignore_index ({ignore_index}), "
                          f"got {targets[bad][0]}")
     return targets
+
+
+def nan_where_out_of_range(xp, targets, keep, V, dtype):
+    """NaN for each kept target outside [0, V), 0 elsewhere: on the GPU, where `check_targets`
+    cannot read the targets without a wait, a bad one poisons the loss rather than silently
+    reading another class. None on the host, where check_targets has refused it already."""
+    if xp is np:
+        return None
+    return xp.where(keep & ((targets < 0) | (targets >= V)), dtype.type(np.nan), dtype.type(0))
 
 
 class CrossEntropy(Function):
@@ -63,6 +73,9 @@ class CrossEntropy(Function):
         probs /= total
         self.probs, self.shape = probs, logits.shape
         nll = xp.log(total[:, 0]) - shifted[rows, self.y]  # (N,)
+        poison = nan_where_out_of_range(xp, y, self.keep, V, nll.dtype)
+        if poison is not None:
+            nll += poison
         return (nll * self.keep).sum() / self.count
 
     def backward(self, gy):
