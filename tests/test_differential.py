@@ -21,6 +21,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
+if __name__ == "__main__":  # run as a script from the repository's root: minisum is one folder up
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 torch = pytest.importorskip("torch", reason="the differential test compares with PyTorch, which is not installed")
 import torch.nn.functional as F  # noqa: E402
 
