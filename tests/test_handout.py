@@ -276,9 +276,10 @@ def test_no_line_of_an_answer_is_in_the_shipped_text_of_a_weekly_handout(weekly)
 
 def solve(handout, task_ids):
     """Write the reference's blocks of `task_ids` into `handout`, as a student who did them would."""
+    tasks = collect_tasks(ROOT)  # read afresh: the line numbers of now
     for task_id in task_ids:
-        for rel in {b.path.relative_to(ROOT) for b in TASKS[task_id][1]}:
-            ours = [b for b in TASKS[task_id][1] if b.path.relative_to(ROOT) == rel]
+        for rel in {b.path.relative_to(ROOT) for b in tasks[task_id][1]}:
+            ours = [b for b in tasks[task_id][1] if b.path.relative_to(ROOT) == rel]
             lines = (handout / rel).read_text().splitlines()
             theirs = [b for b in scan_blocks(rel, lines)[0] if b.task == task_id]
             for mine, block in reversed(list(zip(ours, theirs))):  # bottom to top: line numbers stay valid
