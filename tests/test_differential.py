@@ -704,4 +704,5 @@ def table(seeds):
 
 
 if __name__ == "__main__":
+    warnings.simplefilter("ignore", RuntimeWarning)  # overflow to inf at extreme magnitudes, as in torch
     table([int(s) for s in sys.argv[1:]] or [SEED])
