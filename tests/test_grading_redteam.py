@@ -9,6 +9,7 @@ alone. The wrong answers that tests must fail are in test_grading_wrong_answers.
 """
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -21,7 +22,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from tools.course import POINTS  # noqa: E402
-from tools.grade import grade_many, student_seed  # noqa: E402
+from tools.block_wall import ENVIRONMENT  # noqa: E402
+from tools.grade import SITECUSTOMIZE, grade_many, student_seed  # noqa: E402
 from tools.make_handout import build  # noqa: E402
 from tools.task_markers import scan_blocks  # noqa: E402
 
@@ -466,3 +468,16 @@ def test_a_weekly_handout_grades_its_released_tasks_only(tmp_path):
     assert "2.1   softmax" in done.stdout and "not released" in done.stdout
     released = sum(points for t, points in POINTS.items() if t.startswith("1."))
     assert done.stdout.splitlines()[-2].split()[-2:] == ["/", f"{released:g}"]
+
+
+def test_a_python_that_a_test_starts_meets_the_wall_too(tmp_path):
+    (tmp_path / "sitecustomize.py").write_text(SITECUSTOMIZE)  # as the grader writes it into a clean room
+    (tmp_path / "tools").symlink_to(ROOT / "tools")
+    (tmp_path / "blocky.py").write_text("def f():\n    return open(__file__).read()[:3]\n")  # line 2: a block
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MINISUM_", "PYTHON"))}
+    env["PYTHONPATH"] = str(tmp_path)
+    code = [sys.executable, "-c", "import blocky; print(blocky.f())"]
+    assert subprocess.run(code, env=env, cwd=tmp_path, capture_output=True, text=True).stdout == "def\n"
+    env[ENVIRONMENT] = json.dumps({str(tmp_path / "blocky.py"): [[2, 2]]})  # what the plugin sets for its children
+    done = subprocess.run(code, env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode != 0 and "BlockEscape: open is not allowed in a task block" in done.stderr

@@ -52,6 +52,8 @@ NOT_COPIED = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
 MAX_MESSAGES = 5
 MEMORY_BYTES = 4 * 2 ** 30  # address space of a task's process: the reference needs well under 2 GiB
 BUDGET_S = 120  # seconds of task runs per submission (the reference needs ~10): a block that loops in every task stops here
+# a clean room's own sitecustomize: a Python that a test starts there gets the run-time wall too
+SITECUSTOMIZE = "from tools.block_wall import install_from_environment\n\ninstall_from_environment()\n"
 _LIVE, _LIVE_LOCK = set(), threading.Lock()  # the task processes running now: not orphans
 
 
@@ -103,8 +105,9 @@ def clean_room(where, files, teacher=ROOT):
         elif source.exists():
             shutil.copy2(source, where / part)
     _make_writable(where)
-    for rel, text in files.items():
-        (where / rel).chmod(0o644)
+    for rel, text in {**files, "sitecustomize.py": SITECUSTOMIZE}.items():
+        if (where / rel).exists():
+            (where / rel).chmod(0o644)
         (where / rel).write_text(text)
     _make_read_only(where)
     return where

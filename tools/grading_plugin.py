@@ -12,9 +12,10 @@ A test is graded under the task mark nearest to it; its other marks name the ear
 whose code it also runs.
 
 While block code runs it is watched (each failure a `rule` event):
-- an audit hook (PEP 578, it cannot be removed) refuses exec / compile, open, the import of a
-  module not yet imported, processes, signals, sockets, ctypes and every other audited action
-  while a frame of a block's lines is on the stack;
+- an audit hook (tools/block_wall.py; it cannot be removed) refuses exec / compile, open, the
+  import of a module not yet imported, processes, signals, sockets, ctypes and every other
+  audited action while a frame of a block's lines is on the stack, here and in any Python a
+  test starts;
 - a backward that calls its own op's forward twice or more (finite differences), creates a
   Function (builds a graph) or calls backward() (autograd inside a backward);
 - the task's cost probe taking more than SLOWER times the reference's time.
@@ -29,7 +30,10 @@ import pkgutil
 import re
 import resource
 import signal
-import sys
+
+import pytest
+
+from tools import block_wall
 
 
 def _read_settings():
@@ -56,6 +60,8 @@ MESSAGE_CHARS = 300  # a failure message is cut here: enough to act on, too shor
 _fd, _nonce = _settings.get("fd"), _settings.get("nonce", "")
 _blocks = {path: [tuple(r) for r in ranges] for path, ranges in _settings.get("blocks", {}).items()}
 _budget = _settings.get("budget")
+if _fd is not None:
+    os.set_inheritable(_fd, False)  # for this process alone, not for the Pythons a test starts
 if _settings.get("memory"):
     resource.setrlimit(resource.RLIMIT_AS, (_settings["memory"],) * 2)
 del _settings
@@ -78,48 +84,14 @@ def _rule(message):
         _write("rule", message=message)
 
 
-# ----- where block code runs ---------------------------------------------------------------------
-def _block_line(frame):
-    """'file:line' of the innermost frame running a block's lines, or None."""
-    while frame is not None:
-        ranges = _blocks.get(frame.f_code.co_filename)
-        if ranges and any(first <= frame.f_lineno <= last for first, last in ranges):
-            return f"{_relative(frame.f_code.co_filename)}:{frame.f_lineno}"
-        frame = frame.f_back
-    return None
-
-
-def _relative(path):
-    return re.sub(r"^.*?/(minisum|tests)/", r"\1/", path)
-
-
-class BlockEscape(RuntimeError):
-    """Block code asked for something outside the computation (a file, a process, code to run)."""
-
-
-_HARMLESS_EVENTS = {"sys._getframe", "sys._getframemodulename", "builtins.id"}
-_in_hook = []  # non-empty while the hook runs: what it does itself is not watched
-
-
-def _audit(event, args):
-    if event in _HARMLESS_EVENTS or _in_hook:  # sys._getframe: below, this hook's own call
-        return
-    _in_hook.append(event)
-    try:
-        where = _block_line(sys._getframe(1))
-    finally:
-        _in_hook.pop()
-    if where:
-        _rule(f"TASK {GRADED_TASK} at {where} tried `{event}` (files, imports, processes, signals and code "
-              "from strings are out of a block's reach)")
-        raise BlockEscape(f"{event} is not allowed in a task block")
-
-
 # ----- the tests ---------------------------------------------------------------------------------
 def pytest_configure(config):
     if _blocks:
         _watch_backwards()
-        sys.addaudithook(_audit)
+        block_wall.install(_blocks, report=lambda event, where: _rule(
+            f"TASK {GRADED_TASK} at {where} tried `{event}` (files, imports, processes, signals and code "
+            "from strings are out of a block's reach)"))
+        os.environ[block_wall.ENVIRONMENT] = json.dumps(_blocks)  # for a Python a test starts
 
 
 def pytest_collection_modifyitems(session, config, items):
@@ -139,9 +111,6 @@ def pytest_collection_modifyitems(session, config, items):
 
 def pytest_runtest_logstart(nodeid, location):
     _write("start", test=nodeid)
-
-
-import pytest  # noqa: E402  (after the settings are read: pytest is imported already, this is a lookup)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -188,7 +157,7 @@ def failure_message(error, tb):
         block = where or block
         path = tb.tb_frame.f_code.co_filename
         if "/tests/" in path:
-            test = f"{_relative(path)}:{tb.tb_lineno}"
+            test = f"{block_wall.relative(path)}:{tb.tb_lineno}"
         tb = tb.tb_next
     if block:
         return f"{name} raised in the task's code at {block}" + (f" (test line {test})" if test else "")
@@ -208,10 +177,7 @@ def failure_message(error, tb):
 
 
 def _block_line_of(tb):
-    ranges = _blocks.get(tb.tb_frame.f_code.co_filename)
-    if ranges and any(first <= tb.tb_lineno <= last for first, last in ranges):
-        return f"{_relative(tb.tb_frame.f_code.co_filename)}:{tb.tb_lineno}"
-    return None
+    return block_wall.block_line(_blocks, tb.tb_frame.f_code.co_filename, tb.tb_lineno)
 
 
 # ----- shortcuts seen at run time ------------------------------------------------------------------
