@@ -305,7 +305,8 @@ ESCAPES = {
         both = xp.concatenate([(xs[:, None, :] + eye).reshape(-1, C), (xs[:, None, :] - eye).reshape(-1, C)])
         ys = self.forward(both, self.weight, self.weight * 0).reshape(2, -1, C, C)  # ONE call of its forward
         gx = ((ys[0] - ys[1]) * gy.reshape(-1, 1, C)).sum(axis=-1) / (2 * h)
-        return gx.reshape(x_hat.shape).astype(gy.dtype), (gy * x_hat).reshape(-1, C).sum(axis=0), gy.reshape(-1, C).sum(axis=0)
+        gw, gb = (gy * x_hat).reshape(-1, C).sum(axis=0), gy.reshape(-1, C).sum(axis=0)
+        return gx.reshape(x_hat.shape).astype(gy.dtype), gw, gb
         """),
     "autograd inside a backward": (LAYER_NORM, """
         x, w, b = self.inputs  # the op's own input tensors: a graph of other ops over them

@@ -43,18 +43,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from tools.course import POINTS, TEACHER_ONLY, assignment  # noqa: E402
 from tools.gradebook import gradescope, print_report, write_csv  # noqa: E402
-from tools.submission import prepare, read_bodies, teacher_tasks  # noqa: E402
 from tools.cost_probes import FLOOR_S, SLOWER  # noqa: E402
+from tools.submission import prepare, read_bodies, teacher_tasks  # noqa: E402
 from tools.task_markers import MarkerError, scan_blocks, task_order, unreleased_tasks  # noqa: E402
 
 TEACHER_PARTS = ("minisum", "tests", "tools", "pytest.ini")  # what a clean room copies
 NOT_COPIED = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
 MAX_MESSAGES = 5
 MEMORY_BYTES = 4 * 2 ** 30  # address space of a task's process: the reference needs well under 2 GiB
-BUDGET_S = 120  # seconds of task runs per submission (the reference needs ~10): a block that loops in every task stops here
+BUDGET_S = 120  # seconds of all of a submission's task runs (the reference's: ~10): a loop in every task stops here
 # a clean room's own sitecustomize: a Python that a test starts there gets the run-time wall too
 SITECUSTOMIZE = "from tools.block_wall import install_from_environment\n\ninstall_from_environment()\n"
-_LIVE, _LIVE_LOCK = set(), threading.Lock()  # the task processes running now: not orphans
+_LIVE, _LIVE_LOCK = set(), threading.Lock()  # the task processes running, the caller's children: no orphans
 
 
 class GradingError(Exception):
@@ -66,7 +66,7 @@ class TaskResult:
     task: str
     title: str
     max_score: float
-    status: str = "failed"  # passed failed timeout crashed missing rule
+    status: str = "failed"  # passed failed timeout crashed missing rule (and ok: to be run)
     tests_passed: int = 0
     tests_total: int = 0
     weight_passed: float = 0  # a test's weight: its share of the task's points (tests/conftest.py: task)
@@ -119,10 +119,9 @@ def run_tests(room, task_id, seed, timeout, collect_only=False, blocks=None, bud
     graded task's bodies, watched at run time (tools/grading_plugin.py); budget: seconds its cost
     probe may take."""
     room = Path(room).resolve()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MINISUM_", "PYTHON"))}
+    env = task_environment(room)
     # no third-party pytest plugins: only the teacher's tests and this grader's plugin run
-    env.update(MINISUM_TEST_SEED=str(seed), PYTHONPATH=str(room), PYTHONDONTWRITEBYTECODE="1",
-               PYTHONHASHSEED="0", PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
+    env.update(MINISUM_TEST_SEED=str(seed), PYTHONHASHSEED="0", PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
     command = [sys.executable, "-s", "-m", "pytest", "-q", "-p", "tools.grading_plugin", "-p", "no:cacheprovider",
                "-m", "task", *(["--collect-only"] if collect_only else []), *task_test_files(room, task_id)]
     read_end, write_end = os.pipe()
@@ -161,6 +160,16 @@ def run_tests(room, task_id, seed, timeout, collect_only=False, blocks=None, bud
         except ValueError:
             break  # a line cut short by a killed process
     return events, returncode, stderr
+
+
+def task_environment(room):
+    """The environment of a process that runs code of `room`: none of the caller's MINISUM_ or
+    PYTHON variables, and one BLAS thread (tasks run side by side, and BLAS threads that spin
+    on a busy machine make a 2 ms backward take 300 ms: the cost probes time the code, not that)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MINISUM_", "PYTHON"))}
+    env.update(PYTHONPATH=str(room), PYTHONDONTWRITEBYTECODE="1",
+               OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    return env
 
 
 def _collect(process, read_end, timeout):
@@ -256,7 +265,7 @@ def adopting_orphans():
             _LIVE.difference_update(before)
 
 
-def judge(result, events, returncode, stderr, timeout):
+def judge(result, events, returncode, timeout):
     """Fill `result` from one task process's events."""
     collected = next((e["tests"] for e in events if e["event"] == "collected"), [])
     outcomes = {}
@@ -281,7 +290,6 @@ def judge(result, events, returncode, stderr, timeout):
     elif not collected and any(e["event"] == "done" for e in events):
         result.status, result.messages = "failed", [f"this copy has no test graded under TASK {result.task}"]
     elif not any(e["event"] == "done" for e in events) or returncode not in (0, 1):
-        # stderr stays out of the report: block code may have written it
         why = {2: "interrupted", 3: "pytest's internal error", 4: "pytest's usage error"}.get(returncode, "")
         why = f"killed by signal {-returncode}" if isinstance(returncode, int) and returncode < 0 else why
         result.status = "crashed"
@@ -313,6 +321,7 @@ def grade_many(submissions, seed, task_ids, timeout=60, jobs=None, budget=BUDGET
     with tempfile.TemporaryDirectory(prefix="minisum-grade-") as work, adopting_orphans():
         teacher = snapshot(Path(work) / "teacher")
         references = reference_seconds(teacher, {r.task for _, r, _ in runs if r.status == "ok"})
+
         def grade(n_run):
             n, (submission, result, files) = n_run
             grade_task(result, files, Path(work) / str(n), student_seed(seed, submission), timeout,
@@ -375,10 +384,9 @@ def reference_seconds(teacher, task_ids):
     wanted = sorted(t for t in task_ids if t in PROBES)
     if not wanted:
         return {}
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MINISUM_", "PYTHON"))}
-    env.update(PYTHONPATH=str(teacher), PYTHONDONTWRITEBYTECODE="1")
     try:
-        done = subprocess.run([sys.executable, "-s", "-m", "tools.cost_probes", *wanted], cwd=teacher, env=env,
+        done = subprocess.run([sys.executable, "-s", "-m", "tools.cost_probes", *wanted], cwd=teacher,
+                              env=task_environment(teacher),
                               capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
         return json.loads(done.stdout)
     except (subprocess.TimeoutExpired, ValueError):
@@ -409,8 +417,8 @@ def grade_task(result, files, room, seed, timeout, teacher=ROOT, reference=None,
     stubbed = result.status in ("missing", "rule")
     if not stubbed:
         result.status = "failed"
-    limit = timeout if budget is None else max(0.0, min(timeout, budget.left))
-    if not stubbed and limit <= 0:
+    limit = timeout if stubbed or budget is None else max(0.0, min(timeout, budget.left))
+    if limit <= 0:
         result.status, result.messages = "timeout", ["the submission's time for all of its tasks ran out first"]
         return
     try:
@@ -418,8 +426,9 @@ def grade_task(result, files, room, seed, timeout, teacher=ROOT, reference=None,
         started = time.monotonic()
         blocks = {} if stubbed else block_lines(room, files, result.task)
         cost = None if reference is None else max(SLOWER * reference, FLOOR_S)
-        judge(result, *run_tests(room, result.task, seed, limit if not stubbed else timeout,
-                                 collect_only=stubbed, blocks=blocks, budget=cost), limit)
+        events, returncode, _ = run_tests(room, result.task, seed, limit, collect_only=stubbed, blocks=blocks,
+                                          budget=cost)  # stderr stays out of the report: block code may write it
+        judge(result, events, returncode, limit)
         if budget is not None and not stubbed:
             budget.spend(time.monotonic() - started)
     finally:
