@@ -236,7 +236,7 @@ def train_model(name, run, data, progress):
     world.broadcast_parameters(model.parameters())
     record.update(parameters=int(model.num_parameters()), checkpoint=str(path), status="training")
     print(f"{name}: {record['parameters']:,} parameters" + (f", resuming epoch {progress.done + 1} after batch "
-          f"{progress.meter().batches}" if progress.epoch_rng else ""), flush=True)
+          f"{progress.meter().batches}" if progress.from_checkpoint else ""), flush=True)
 
     for epoch in range(progress.done + 1, args.epochs + 1):
         progress.epoch_rng, meter = rng.bit_generator.state, progress.meter(world)

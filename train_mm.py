@@ -182,7 +182,7 @@ def fit(name, model, train_set, val_set, args, progress=None, save=None, run=Non
     shuffle = np.random.default_rng(args.seed)
     progress = progress or Progress(record={"history": []}, epoch_rng=None, epochs_key="history")
     record, state = progress.record, progress.state
-    if progress.epoch_rng is not None:
+    if progress.from_checkpoint:
         save.restore(model, optimizer, progress, plateau, stopper)
         shuffle.bit_generator.state = progress.epoch_rng
     else:  # ten times the untrained model's validation loss is divergence

@@ -30,6 +30,7 @@ class Progress:
     state: dict = field(default_factory=dict)  # further JSON state (e.g. the callbacks')
     host_rng: dict | None = None  # dropout's and initialisation's generator at the checkpoint
     epochs_key: str = "epochs"
+    from_checkpoint: bool = False  # read from a checkpoint (by read_progress), not a fresh start
 
     @property
     def done(self):
@@ -68,7 +69,7 @@ def read_progress(path, config, fixed, epochs_key="epochs"):
         extra = ckpt["extra"]
         progress = Progress(record=dict(extra["record"]), epoch_rng=extra["rng"], partial=extra["partial"],
                             arrays=ckpt["arrays"], state=dict(extra["state"]), host_rng=extra["host_rng"],
-                            epochs_key=epochs_key)
+                            epochs_key=epochs_key, from_checkpoint=True)
         np.random.default_rng().bit_generator.state = progress.epoch_rng  # each refuses a malformed state
         np.random.default_rng().bit_generator.state = progress.host_rng
         Meter(None if progress.partial is None else dict(progress.partial))
@@ -91,7 +92,7 @@ def begin(name, path, model, optimizer, batch_rng, progress, epochs):
         progress.record["status"] = "finished"
         print(f"{name}: finished ({progress.done} epochs), nothing to resume")
         return False
-    if progress.epoch_rng is not None:
+    if progress.from_checkpoint:
         restore(path, model, optimizer, progress)
         batch_rng.bit_generator.state = progress.epoch_rng
     return True
