@@ -449,6 +449,7 @@ def test_the_seed_is_in_no_student_facing_output(solved, tmp_path):
     for text in ((tmp_path / "r.json").read_text(), (tmp_path / "results.json").read_text(), done.stdout):
         assert secret not in text and str(student_seed(int(secret), solved)) not in text
     assert student_seed(int(secret), "alice") != student_seed(int(secret), "bob") and student_seed(0, "alice") == 0
+    assert student_seed(7, ROOT) == 7  # a self-check: replayed with pytest --seed 7
 
 
 def test_a_submission_that_loops_in_every_task_stops_at_its_budget(solved, tmp_path):

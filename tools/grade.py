@@ -345,9 +345,10 @@ class Budget:
 def student_seed(seed, submission):
     """The seed a submission is graded at: the teacher's secret `seed` mixed with the submission's
     folder name, so that no two students share (or can pass on) their hidden variation. Seed 0
-    stays 0: the tests everyone sees."""
-    if not seed:
-        return 0
+    stays 0 (the tests everyone sees), and a copy grading itself keeps its seed (a student's
+    self-check, which `pytest --seed` replays)."""
+    if not seed or Path(submission).resolve() == ROOT:
+        return seed
     digest = hashlib.sha256(f"{seed}:{Path(submission).resolve().name}".encode()).digest()
     return int.from_bytes(digest[:4], "big") % (2 ** 31 - 1) + 1
 
