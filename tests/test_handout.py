@@ -343,9 +343,10 @@ def test_with_assignments_1_to_3_done_the_tour_and_the_milestones_run(solved):
     assert losses[-1] < losses[0] - 0.5, done.stdout
 
 
-def test_with_every_assignment_done_the_tour_runs_and_the_self_check_gives_full_marks(solved, tmp_path):
+def test_with_every_assignment_done_the_tour_and_milestone_4_run_and_the_self_check_gives_full_marks(solved, tmp_path):
     readme = (solved[5] / "README.md").read_text()
-    for code in code_blocks(readme, "python"):
+    milestone = (solved[5] / "docs" / "assignments" / "4-attention.md").read_text().split("## Milestone")[1]
+    for code in code_blocks(readme + milestone, "python"):
         done = run(solved[5], sys.executable, "-c", code, timeout=120)
         assert done.returncode == 0, f"{code}\n{done.stderr[-2000:]}"
     training = [b for b in code_blocks(readme, "bash") if b.startswith("python train_lm.py")]
