@@ -308,6 +308,11 @@ ESCAPES = {
         gw, gb = (gy * x_hat).reshape(-1, C).sum(axis=0), gy.reshape(-1, C).sum(axis=0)
         return gx.reshape(x_hat.shape).astype(gy.dtype), gw, gb
         """),
+    "Jacobian from the forward": (("3.2", 1, "minisum/ops/cumsum.py"), """
+        xp = get_array_module(gs)
+        J = cumsum_forward(xp.eye(gs.shape[axis], dtype=gs.dtype), 0)  # (T, T): the forward on every unit input
+        return xp.moveaxis(xp.tensordot(J, xp.moveaxis(gs, axis, 0), axes=([0], [0])), 0, axis)
+        """),
     "autograd inside a backward": (LAYER_NORM, """
         x, w, b = self.inputs  # the op's own input tensors: a graph of other ops over them
         xc = x - x.mean(axis=-1, keepdims=True)
@@ -332,6 +337,7 @@ EXPECTED = {
     "message leak": {"2.2": ("failed", 0)},
     "upstream-mutating backward": {"2.2": ("failed", POINTS["2.2"] / 4)},  # at most: a check of sums passes zeros
     "batched finite differences": {"2.2": ("rule", 0)},
+    "Jacobian from the forward": {"3.2": ("rule", 0)},
     "autograd inside a backward": {"2.2": ("rule", 0)},
     "stray marker": {"2.1": ("passed", POINTS["2.1"]), "2.2": ("missing", 0)},
     "8 GiB block": {"2.2": ("failed", 0)},
@@ -343,6 +349,7 @@ MESSAGE = {
     "kills the grader": "uses .testing", "message leak": "ValueError raised in the task's code",
     "upstream-mutating backward": "wrote into the upstream gradient",
     "batched finite differences": "finite differences or a Jacobian",  # too slow, or out of memory
+    "Jacobian from the forward": "finite differences or a Jacobian",  # too slow, or out of memory
     "autograd inside a backward": "builds a graph", "autograd inside a backward": "builds a graph",
     "stray marker": "TASK 2.1 begins inside TASK 2.2", "8 GiB block": "MemoryError raised in the task's code",
 }
