@@ -141,6 +141,7 @@ def pytest_sessionfinish(session):
 
 
 # ----- messages ------------------------------------------------------------------------------------
+QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 VALUE_LINES = re.compile(r"^\s*(Mismatch at|Max absolute|Max relative|x:|y:|ACTUAL|DESIRED|\[)")
 
 
@@ -173,7 +174,9 @@ def failure_message(error, tb):
                 break
             kept.append(line)
         return f"{name} at {test}" + (f": {' '.join(kept)}" if kept else "")
-    return f"{name}: {' '.join(text.split())}" + (f" (at {test})" if test else "")
+    # the engine's own words; a quoted string in them may be the repr of something a block returned
+    text = QUOTED.sub("'...'", " ".join(text.split()))
+    return f"{name}: {text}" + (f" (at {test})" if test else "")
 
 
 def _block_line_of(tb):

@@ -8,7 +8,7 @@ An allow-list: a block may name only
 and may use only the attributes of tools/course.py (the array module's functions, an array's
 methods, the engine's fields), one name at a time, so that no chain of them reaches a module
 (`xp.testing`, `xp.ma`, `xp.lib` are not on the list). Anything of `self` may be read.
-It may not import, declare names global / nonlocal, use PyTorch, the composite twins,
+It may not import, define a class, declare names global / nonlocal, use PyTorch, the composite twins,
 gradcheck or the minisum op its task implements (FORBIDDEN_NAMES, OWN_OPS), touch dunder or
 private attributes, rebind `self` or a parameter to something else, or assign attributes
 other than `self.<its own>` and a tensor's `.data` / `.grad`.
@@ -154,7 +154,11 @@ class _Checker(ast.NodeVisitor):
             self.report(node, f"defines {node.name}")
         self.generic_visit(node)
 
-    visit_FunctionDef = visit_AsyncFunctionDef = visit_ClassDef = _definition
+    visit_FunctionDef = visit_AsyncFunctionDef = _definition
+
+    def visit_ClassDef(self, node):  # a class could dress data up as a shape or a dtype in the engine's messages
+        self.report(node, f"defines a class ({node.name}): a block computes with arrays")
+        self.generic_visit(node)
 
 
 def _own_attribute(node):
