@@ -285,8 +285,8 @@ def _check_cost():
         except MemoryError:  # stacked perturbations, a dense Jacobian: out of the 4 GiB at this size only
             if _out_of_memory:
                 return  # out of memory at every size (an 8 GiB array): its tests have failed already
-            _rule(f"the backward of TASK {GRADED_TASK} ran out of memory on {what}, where the reference needs a "
-                  "few MB: finite differences or a Jacobian, not the formula")
+            _rule(f"the backward of TASK {GRADED_TASK} ran out of memory (4 GiB) on {what}, where the reference "
+                  "does not: finite differences or a Jacobian, not the formula")
             return
         except Exception:  # noqa: BLE001  a wrong backward: its tests have failed already
             return
