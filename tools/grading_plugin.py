@@ -62,8 +62,9 @@ _blocks = {path: [tuple(r) for r in ranges] for path, ranges in _settings.get("b
 _budget = _settings.get("budget")
 if _fd is not None:
     os.set_inheritable(_fd, False)  # for this process alone, not for the Pythons a test starts
-if _settings.get("memory"):
-    resource.setrlimit(resource.RLIMIT_AS, (_settings["memory"],) * 2)
+_memory = _settings.get("memory")
+if _memory:
+    resource.setrlimit(resource.RLIMIT_AS, (_memory, _memory))
 del _settings
 
 _backwards = []  # one [op class, its own forwards called so far] per backward() running
@@ -285,7 +286,7 @@ def _check_cost():
         except MemoryError:  # stacked perturbations, a dense Jacobian: out of the 4 GiB at this size only
             if _out_of_memory:
                 return  # out of memory at every size (an 8 GiB array): its tests have failed already
-            _rule(f"the backward of TASK {GRADED_TASK} ran out of memory (4 GiB) on {what}, where the reference "
+            _rule(f"the backward of TASK {GRADED_TASK} ran out of memory ({_memory / 2 ** 30:g} GiB) on {what}, where the reference "
                   "does not: finite differences or a Jacobian, not the formula")
             return
         except Exception:  # noqa: BLE001  a wrong backward: its tests have failed already
