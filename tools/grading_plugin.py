@@ -142,7 +142,7 @@ def pytest_sessionfinish(session):
 
 
 # ----- messages ------------------------------------------------------------------------------------
-QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+QUOTED, QUOTE = re.compile(r"'[^']*'|\"[^\"]*\""), "'...'"
 VALUE_LINES = re.compile(r"^\s*(Mismatch at|Max absolute|Max relative|x:|y:|ACTUAL|DESIRED|\[)")
 
 
@@ -174,9 +174,9 @@ def failure_message(error, tb):
             if VALUE_LINES.match(line) or line.startswith("assert "):
                 break
             kept.append(line)
-        return f"{name} at {test}" + (f": {' '.join(kept)}" if kept else "")
-    # the engine's own words; a quoted string in them may be the repr of something a block returned
-    text = QUOTED.sub("'...'", " ".join(text.split()))
+        # the test's own words; a quoted string in them may be the repr of something a block returned
+        return f"{name} at {test}" + (f": {QUOTED.sub(QUOTE, ' '.join(kept))}" if kept else "")
+    text = QUOTED.sub(QUOTE, " ".join(text.split()))  # the engine's own words, likewise
     return f"{name}: {text}" + (f" (at {test})" if test else "")
 
 
