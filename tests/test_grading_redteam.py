@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from tools.course import POINTS  # noqa: E402
 from tools.block_wall import ENVIRONMENT  # noqa: E402
-from tools.grade import SITECUSTOMIZE, grade_many, student_seed  # noqa: E402
+from tools.clean_room import SITECUSTOMIZE  # noqa: E402
+from tools.grade import grade_many, student_seed  # noqa: E402
 from tools.make_handout import build  # noqa: E402
 from tools.task_markers import scan_blocks  # noqa: E402
 

@@ -19,7 +19,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from tools.course import ANSWERS_OUTSIDE_BLOCKS, POINTS, TEACHER_ONLY, assignment  # noqa: E402
-from tools.grade import run_tests  # noqa: E402
+from tools.clean_room import run_tests  # noqa: E402
 from tools.make_handout import build, tracked_files  # noqa: E402
 from tools.rules import check_block  # noqa: E402
 from test_grading_redteam import copy_of  # noqa: E402
