@@ -330,6 +330,32 @@ def test_two_ranks_interrupted_and_resumed_with_one_equal_an_uninterrupted_run(t
 
 
 @needs_mpi
+@pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_to_mpiexec_stops_every_rank_after_one_checkpoint(signum, status, tmp_path):
+    """As a scheduler (SIGTERM) or Ctrl-C (SIGINT) would: mpiexec forwards it to every rank."""
+    out_dir = tmp_path / "run"
+    line = ["mpiexec", "-n", "2", sys.executable, *LM, "--epochs", "1000", "--models", "summation",
+            "--out-dir", str(out_dir)]
+    with open(tmp_path / "stderr", "w") as stderr:
+        process = subprocess.Popen(line, cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        try:
+            for printed in process.stdout:  # rank 0's lines: training has begun once an epoch is reported
+                if printed.startswith("summation epoch 1/"):
+                    break
+            process.send_signal(signum)
+            process.communicate(timeout=TIMEOUT)
+        finally:
+            process.kill()
+    assert process.returncode == status, (tmp_path / "stderr").read_text()
+    saved = read_checkpoint(out_dir / "summation.npz")["extra"]["record"]
+    assert saved["status"] == "interrupted" and saved["epochs"]
+    resumed = subprocess.run([sys.executable, "train_lm.py", "--resume", "--epochs", str(len(saved["epochs"]) + 1),
+                              "--out-dir", str(out_dir)], cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((out_dir / "results.json").read_text())["models"]["summation"]["status"] == "finished"
+
+
+@needs_mpi
 def test_a_failing_rank_ends_every_rank_in_one_line(tmp_path):
     failed = launch(LM, tmp_path / "run", 2, ["--fail-at", "2"])
     assert failed.returncode != 0
