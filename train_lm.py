@@ -159,7 +159,8 @@ def lm_parameters(vocab, d, layers, context, mixer):
     blocks (a summation block 5 d x d matrices, an attention block 6, with their biases and two
     layer norms), the final layer norm and the output layer."""
     per_block = {"summation": 5 * d * d + 7 * d, "attention": 6 * d * d + 10 * d}
-    return vocab * d + context * d + sum(per_block[kind] for kind in block_kinds(mixer, layers)) + 2 * d + vocab * (d + 1)
+    blocks = sum(per_block[kind] for kind in block_kinds(mixer, layers))
+    return vocab * d + context * d + blocks + 2 * d + vocab * (d + 1)
 
 
 def step_memory(args, vocab, mixer):

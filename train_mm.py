@@ -172,8 +172,9 @@ def fit(name, model, train_set, val_set, args, progress=None, save=None, run=Non
     """Keras' fit with the paper's callbacks, from `progress` (a checkpoint's, or a fresh start).
     `save` (Checkpoints) writes a checkpoint after every epoch, and on a signal to the `run`.
     Ends with the best epoch's weights, as Keras' restore_best_weights=True does; returns the
-    record. With several ranks (the run's world) each trains on its share of every batch; the
-    validation is every rank's whole, so that all of them take the callbacks' decisions alike."""
+    record. With several ranks (the run's world) each trains on its share of every batch and
+    validates on its share of the rows; all of them read the same sums and so take the
+    callbacks' decisions alike."""
     ids, numbers, target = train_set
     world = run.world if run is not None else distributed.World()
     optimizer = AdamW(model.parameters(), lr=args.lr, eps=KERAS_ADAM_EPS, weight_decay=0.0, eps_style="keras")
@@ -215,8 +216,7 @@ def fit(name, model, train_set, val_set, args, progress=None, save=None, run=Non
                   file=sys.stderr)
             raise run.stopped()
         with Timer() as val_timer:
-            val_pred = predict(model, val_set[0], val_set[1], args.batch_size)
-            val_loss = float(np.mean((val_pred - to_numpy(val_set[2])[:, 0]) ** 2))
+            val_loss = validation_mse(model, val_set, args.batch_size, world)
         if not np.isfinite(val_loss) or val_loss > state["limit"]:
             raise Diverged(f"the validation loss became {val_loss:.4g}")
         check_parameters(model.parameters())
@@ -240,6 +240,18 @@ def fit(name, model, train_set, val_set, args, progress=None, save=None, run=Non
                   val_mse=min(h["val_loss"] for h in record["history"]),
                   train_seconds=sum(h["seconds"] for h in record["history"]))
     return record
+
+
+def validation_mse(model, val_set, batch_size, world):
+    """The mean squared error over the validation rows: each rank predicts its share of them,
+    and the ranks' sums of squared errors are added up, so every rank gets the same value."""
+    ids, numbers, target = val_set
+    mine = world.rows(len(ids))
+    squares = 0.0
+    if mine.stop > mine.start:
+        errors = predict(model, ids[mine], numbers[mine], batch_size) - to_numpy(target[mine])[:, 0]
+        squares = float(np.sum(errors ** 2))
+    return float(world.host_sum(np.array([squares]))[0]) / len(ids)
 
 
 def train_step(model, optimizer, inputs, target, world, batch_size):
@@ -370,8 +382,8 @@ def main(argv=None):
                 split={split: len(r) for split, r in rows.items()}, vocab_size=vectorizer.vocab_size)
     constant = regression_metrics(y_test, np.full(len(y_test), y_train.mean()))
     summary = dict(command=["train_mm.py", *(sys.argv[1:] if argv is None else argv)],
-                   config={**run_flags(args), "device": backend.get_device()}, ranks=world.size, data=data, models=results,
-                   constant_baseline=constant, hardware=hardware_info())
+                   config={**run_flags(args), "device": backend.get_device()}, ranks=world.size, data=data,
+                   models=results, constant_baseline=constant, hardware=hardware_info())
 
     def write_results():  # after every epoch, so an interrupted run keeps what it did
         summary["wall_seconds"] = time.perf_counter() - started

@@ -178,7 +178,8 @@ class World:
             sys.exit(exit_code)
         if not self.is_main:
             time.sleep(REPORT_DELAY)
-        print(f"error: rank {self.rank} of {self.size}: {line.removeprefix('error: ')}", file=sys.__stderr__, flush=True)
+        print(f"error: rank {self.rank} of {self.size}: {line.removeprefix('error: ')}", file=sys.__stderr__,
+              flush=True)
         self.host.abort(exit_code)
 
 
@@ -284,7 +285,8 @@ def _mpi_world():
                         'pip install ".[mpi]" (or pip install mpi4py mpich)') from None
     comm = MPI.COMM_WORLD
     host = MpiCollectives(comm, MPI)
-    return World(comm.Get_rank(), comm.Get_size(), host, lambda: NcclCollectives(comm.Get_rank(), comm.Get_size(), host))
+    rank, size = comm.Get_rank(), comm.Get_size()
+    return World(rank, size, host, lambda: NcclCollectives(rank, size, host))
 
 
 def quiet_other_ranks(world):

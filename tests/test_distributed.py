@@ -250,7 +250,8 @@ def test_mpiexec_without_mpi4py_is_one_line(monkeypatch):
     monkeypatch.setenv("PMI_SIZE", "2")
     monkeypatch.setitem(sys.modules, "mpi4py", None)  # import mpi4py fails
     monkeypatch.setattr(distributed, "_world", None)
-    with pytest.raises(UserError, match=r'mpiexec started 2 processes, but mpi4py is not installed: pip install ".\[mpi\]"'):
+    with pytest.raises(UserError, match=r'mpiexec started 2 processes, but mpi4py is not installed: '
+                                        r'pip install ".\[mpi\]"'):
         distributed.world()
 
 
