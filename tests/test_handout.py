@@ -9,6 +9,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -22,7 +23,6 @@ from tools.course import ANSWERS_OUTSIDE_BLOCKS, POINTS, TEACHER_ONLY, assignmen
 from tools.clean_room import run_tests  # noqa: E402
 from tools.make_handout import build, tracked_files  # noqa: E402
 from tools.rules import check_block  # noqa: E402
-from test_grading_redteam import copy_of  # noqa: E402
 from tools.task_markers import MarkerError, collect_tasks, find_blocks, scan_blocks, task_order  # noqa: E402
 
 TASKS = collect_tasks(ROOT)
@@ -305,7 +305,12 @@ def solve(handout, task_ids):
 def solved(weekly, tmp_path_factory):
     """The --upto 3 and --upto 5 handouts with their assignments done."""
     base = tmp_path_factory.mktemp("solved")
-    return {n: solve(copy_of(weekly[n], base / f"upto{n}"), [t for t in TASKS if assignment(t) <= n]) for n in (3, 5)}
+    return {n: solve_upto(weekly[n], base / f"upto{n}", n) for n in (3, 5)}
+
+
+def solve_upto(handout, where, upto):
+    """A copy of the --upto `upto` handout at `where`, with assignments 1 to `upto` done."""
+    return solve(Path(shutil.copytree(handout, where)), [t for t in TASKS if assignment(t) <= upto])
 
 
 def released_rows_pass(output, upto):
@@ -368,6 +373,23 @@ def test_with_every_assignment_done_the_tour_and_milestone_4_run_and_the_self_ch
     assert done.returncode == 0, done.stderr
     graded = json.loads(report.read_text())
     assert graded["score"] == graded["max_score"] == 100, graded
+
+
+@pytest.mark.parametrize("upto", (1, 2, 4))
+def test_every_other_weekly_release_done_runs_its_tour_is_green_and_gets_its_released_points(weekly, tmp_path, upto):
+    """What the tests above check of weeks 3 and 5, for the other weeks: with the released
+    assignments done, the README's tour runs, `python -m pytest -q` is green (the tests of the
+    tasks not released yet skipped) and `python tools/grade.py` gives every released point."""
+    handout = solve_upto(weekly[upto], tmp_path / f"upto{upto}", upto)
+    for code in code_blocks((handout / "README.md").read_text(), "python"):
+        done = run(handout, sys.executable, "-c", code, timeout=120)
+        assert done.returncode == 0, f"{code}\n{done.stderr[-2000:]}"
+    done = run(handout, sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider")
+    assert done.returncode == 0 and "failed" not in done.stdout, done.stdout[-3000:]
+    done = run(handout, sys.executable, "tools/grade.py")
+    released = sum(POINTS[t] for t in TASKS if assignment(t) <= upto)
+    assert done.returncode == 0 and released_rows_pass(done.stdout, upto), done.stdout
+    assert f"{released} / {released}" in done.stdout, done.stdout
 
 
 TRACER = """
