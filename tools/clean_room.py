@@ -43,13 +43,7 @@ def task_test_files(room, task_id=None):
 def clean_room(where, files, teacher=ROOT):
     """A fresh copy of the teacher's tree (or its snapshot) under `where`, with `files` (rel -> text)
     written over it, read-only."""
-    where.mkdir(parents=True)
-    for part in TEACHER_PARTS:
-        source = teacher / part
-        if source.is_dir():
-            shutil.copytree(source, where / part, ignore=NOT_COPIED)
-        elif source.exists():
-            shutil.copy2(source, where / part)
+    copy_teacher(teacher, where)
     make_writable(where)
     for rel, text in {**files, "sitecustomize.py": SITECUSTOMIZE}.items():
         if (where / rel).exists():
@@ -215,15 +209,20 @@ def adopting_orphans():
 def snapshot(where):
     """A read-only copy of the teacher's tree (the parts a clean room needs), taken once per grading:
     every clean room is copied from it, so nothing a task does to it reaches the next."""
+    copy_teacher(ROOT, where)
+    make_read_only(where)
+    return where
+
+
+def copy_teacher(teacher, where):
+    """Copy the parts of the teacher's tree (or of its snapshot) that a clean room needs to `where`."""
     where.mkdir(parents=True)
     for part in TEACHER_PARTS:
-        source = ROOT / part
+        source = teacher / part
         if source.is_dir():
             shutil.copytree(source, where / part, ignore=NOT_COPIED)
         elif source.exists():
             shutil.copy2(source, where / part)
-    make_read_only(where)
-    return where
 
 
 def make_read_only(root):
