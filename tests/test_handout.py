@@ -173,6 +173,17 @@ def test_a_class_is_graded_into_one_csv_row_per_student(full_handout, tmp_path):
     assert rows[0]["1.2"] == "0.0" and rows[0]["error"] == "" and "not a folder" in rows[1]["error"]
 
 
+def test_a_self_check_shows_failures_as_pytest_words_them_and_a_teachers_grading_does_not(full_handout, tmp_path):
+    handout = Path(shutil.copytree(full_handout, tmp_path / "student"))
+    arithmetic = handout / "minisum" / "ops" / "arithmetic.py"
+    wrong = "    return grad.sum(axis=tuple(i for i, n in enumerate(shape) if n == 1), keepdims=True)"
+    arithmetic.write_text(re.sub(r'    raise NotImplementedError\("Task 1.2: .*"\)', wrong, arithmetic.read_text()))
+    own = run(handout, sys.executable, "tools/grade.py", "--tasks", "1.2", "--seed", "0")
+    teachers = subprocess.run([*GRADE, str(handout), "--tasks", "1.2", "--seed", "0"], capture_output=True, text=True)
+    assert "failed" in own.stdout and "assert (2, 3, 4) == (3, 4)" in own.stdout, own.stdout
+    assert "failed" in teachers.stdout and "assert (" not in teachers.stdout, teachers.stdout
+
+
 @pytest.mark.parametrize("args, problem", [(["--tasks", "9.9"], "unknown task(s) 9.9"),
                                            (["--upto", "0"], "selects no task")])
 def test_unknown_tasks_are_an_error(args, problem):

@@ -53,11 +53,12 @@ def clean_room(where, files, teacher=ROOT):
     return where
 
 
-def run_tests(room, task_id, seed, timeout, collect_only=False, blocks=None, budget=None):
+def run_tests(room, task_id, seed, timeout, collect_only=False, blocks=None, budget=None, whole_messages=False):
     """Run the tests of `task_id` (None: of every task) as they stand in `room`, or only count them;
     (events, returncode or "timeout", stderr). blocks: {file in room: [(first, last line)]} of the
     graded task's bodies, watched at run time (tools/grading_plugin.py); budget: seconds its cost
-    probe may take."""
+    probe may take; whole_messages: failures as pytest words them (a copy grading itself), not
+    only in words the block cannot choose."""
     room = Path(room).resolve()
     env = task_environment(room)
     # no third-party pytest plugins: only the teacher's tests and this grader's plugin run
@@ -67,7 +68,7 @@ def run_tests(room, task_id, seed, timeout, collect_only=False, blocks=None, bud
     read_end, write_end = os.pipe()
     nonce = secrets.token_hex(16)
     settings = {"task": task_id, "fd": write_end, "nonce": nonce, "memory": MEMORY_BYTES,
-                "blocks": {str(path): ranges for path, ranges in (blocks or {}).items()},
+                "whole_messages": whole_messages, "blocks": {str(path): ranges for path, ranges in (blocks or {}).items()},
                 "budget": None if collect_only else budget}
     with tempfile.TemporaryFile("w+") as err:
         try:

@@ -136,7 +136,7 @@ def grade_many(submissions, seed, task_ids, timeout=60, jobs=None, budget=BUDGET
         def grade(n_run):
             n, (submission, result, files) = n_run
             grade_task(result, files, Path(work) / str(n), student_seed(seed, submission), timeout,
-                       teacher, references.get(result.task), spent[submission])
+                       teacher, references.get(result.task), spent[submission], own_copy=is_own_copy(submission))
         with concurrent.futures.ThreadPoolExecutor(jobs or _cores()) as pool:
             list(pool.map(grade, enumerate(runs)))
         make_writable(Path(work))
@@ -153,12 +153,17 @@ class Budget:
             self.left -= seconds
 
 
+def is_own_copy(submission):
+    """True when `submission` is the copy this grader runs from: a student checking their own work."""
+    return Path(submission).resolve() == ROOT
+
+
 def student_seed(seed, submission):
     """The seed a submission is graded at: the teacher's secret `seed` mixed with the submission's
     folder name, so that no two students share (or can pass on) their hidden variation. Seed 0
     stays 0 (the tests everyone sees), and a copy grading itself keeps its seed (a student's
     self-check, which `pytest --seed` replays)."""
-    if not seed or Path(submission).resolve() == ROOT:
+    if not seed or is_own_copy(submission):
         return seed
     digest = hashlib.sha256(f"{seed}:{Path(submission).resolve().name}".encode()).digest()
     return int.from_bytes(digest[:4], "big") % (2 ** 31 - 1) + 1
@@ -198,9 +203,10 @@ def prepare_submission(submission, tasks, task_ids, runs):
     return results
 
 
-def grade_task(result, files, room, seed, timeout, teacher=ROOT, reference=None, budget=None):
+def grade_task(result, files, room, seed, timeout, teacher=ROOT, reference=None, budget=None, own_copy=False):
     """Run one task's tests in a fresh clean room and fill `result`. A stubbed task (missing, rule)
-    is only counted: none of its code runs."""
+    is only counted: none of its code runs. own_copy: the grader grades the copy it runs from (a
+    student's self-check), whose failures it reports as pytest words them."""
     stubbed = result.status in ("missing", "rule")
     if not stubbed:
         result.status = "failed"
@@ -214,7 +220,7 @@ def grade_task(result, files, room, seed, timeout, teacher=ROOT, reference=None,
         blocks = {} if stubbed else block_lines(room, files, result.task)
         cost = None if reference is None else max(SLOWER * reference, FLOOR_S)
         events, returncode, _ = run_tests(room, result.task, seed, limit, collect_only=stubbed, blocks=blocks,
-                                          budget=cost)  # stderr stays out of the report: block code may write it
+                                          budget=cost, whole_messages=own_copy)  # stderr stays out: block code writes it
         judge(result, events, returncode, limit)
         if budget is not None and not stubbed:
             budget.spend(time.monotonic() - started)

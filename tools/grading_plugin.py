@@ -60,6 +60,8 @@ MESSAGE_CHARS = 300  # a failure message is cut here: enough to act on, too shor
 _fd, _nonce = _settings.get("fd"), _settings.get("nonce", "")
 _blocks = {path: [tuple(r) for r in ranges] for path, ranges in _settings.get("blocks", {}).items()}
 _budget = _settings.get("budget")
+# a copy grading itself (a student's self-check) sees its failures as pytest words them: nobody's secret is in them
+_whole_messages = _settings.get("whole_messages", False)
 if _fd is not None:
     os.set_inheritable(_fd, False)  # for this process alone, not for the Pythons a test starts
 _memory = _settings.get("memory")
@@ -128,7 +130,7 @@ def pytest_runtest_logreport(report):
     # a failure in setup, call or teardown fails the test; a pass needs the call to pass
     if report.failed:
         message = getattr(report, "grading_message", None) or "failed"
-        _write("outcome", test=report.nodeid, outcome="failed", message=message[:MESSAGE_CHARS])
+        _write("outcome", test=report.nodeid, outcome="failed", message=message if _whole_messages else message[:MESSAGE_CHARS])
     elif report.skipped:
         _write("outcome", test=report.nodeid, outcome="skipped", message="")
     elif report.when == "call":
@@ -161,6 +163,8 @@ def failure_message(error, tb):
         if "/tests/" in path:
             test = f"{block_wall.relative(path)}:{tb.tb_lineno}"
         tb = tb.tb_next
+    if _whole_messages:
+        return f"{name}: {' '.join(str(error).split())}" + (f" (at {test})" if test else "")
     if block:
         return f"{name} raised in the task's code at {block}" + (f" (test line {test})" if test else "")
     if name == "GradcheckError" or not _blocks:
