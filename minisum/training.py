@@ -1,11 +1,12 @@
 """One training step of a language model: zero the old gradients -> forward and loss ->
 backward -> optimizer step. The old gradients go first: at the paper's vocabulary they are
-230 MB that the forward pass need not share memory with.
+230 MB that the forward pass need not share memory with. Under mpiexec the ranks' gradients
+are summed before the optimizer's step, by a DistributedOptimizer passed in as `optimizer`
+(minisum/distributed.py).
 
 train_cls.py and train_mm.py take their steps in the same order (their `train_step`), with
-what their models add: Keras' gradient clipping, a mean-squared error. Under mpiexec the
-ranks' gradients are summed before the optimizer's step: by a DistributedOptimizer passed in
-as `optimizer` here (minisum/distributed.py), explicitly in the other two.
+what their models add: Keras' gradient clipping, a mean-squared error, and the ranks'
+gradients summed explicitly.
 """
 
 

@@ -266,6 +266,8 @@ def test_a_weekly_handout_names_only_files_it_has(weekly, upto):
     assert readme.startswith("# minisum: the course") and "docs/assignments/1-autograd.md" in readme
     teaching = (handout / "docs" / "teaching.md").read_text()
     assert "## For teachers" not in teaching and "make_handout" not in teaching
+    for sheet in sorted((handout / "docs" / "assignments").glob("*.md"))[:upto]:  # a file's name alone (README.md)
+        assert sheet.read_text().split("## Milestone")[1].strip(), sheet.name  # may name a shipped file too
 
 
 def answer_lines(task_ids):

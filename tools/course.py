@@ -105,6 +105,7 @@ ANSWERS_OUTSIDE_BLOCKS = {
     "tests/test_device.py": ("5.2",),  # train_step(): one too
     "tests/test_keras_parity.py": ("5.2",),  # three training steps against Keras
     "tests/test_distributed.py": ("5.2",),  # trains with the three scripts on two ranks
+    "tests/distributed_launch.py": ("5.2",),  # how test_distributed.py starts them
     "bench/": ("5.2",),  # timed training steps
     "tests/test_optim.py": ("5.1",),  # adamw_reference: AdamW written out
 }

@@ -96,19 +96,22 @@ def shipped_names(rel):
 def without_sentences_naming(text, names):
     """`text` less every sentence that names one of `names`. A sentence ends at ". ", at the end of
     a line followed by a blank line or by the end of a docstring, and starts after the one before."""
+    ends_a_line = text.endswith("\n")
     for name in names:
         pattern = re.compile(r"(?<![\w/.-])" + re.escape(name) + r"(?![\w-])")
         while match := pattern.search(text):
             i = match.start()
-            sentence_ends = [m.end() for m in re.finditer(r"\.\s+", text[:i])]
+            sentence_ends = [m.end() for m in re.finditer(r"(?<!e\.g)(?<!i\.e)\.\s+", text[:i])]
             start = max(sentence_ends[-1] if sentence_ends else 0, text.rfind("\n\n", 0, i) + 2,
                         text.rfind('"""', 0, i) + 3, text.rfind("\n- ", 0, i) + 1, text.rfind("\n```", 0, i) + 1)
-            ends = [m.end() for m in [re.compile(r"\.(?:\s|$)").search(text, match.end()),
+            ends = [m.end() for m in [re.compile(r"\.(?:[ \t]+|(?=\n)|$)").search(text, match.end()),
                                       re.compile(r"\n(?=\n|\s*\"\"\"|- |```)").search(text, match.end())] if m]
             end = min(ends) if ends else len(text)
             if start > 0 and text[start - 1] == "\n" and text[end - 1:end] != "\n" and text[end:end + 1] == "\n":
                 end += 1  # the sentence was the whole line
             text = text[:start] + text[end:]
+    text = re.sub(r"[ \t]+$", "", text, flags=re.M)  # the space after a sentence that went
+    text += "\n" if ends_a_line and not text.endswith("\n") else ""
     return re.sub(r'\s+"""', '\n"""', text, count=1) if text.startswith('"""') else text
 
 
@@ -119,8 +122,9 @@ def derivation_sections(tasks):
     return "".join("#" + s for s in sections if s.startswith("## ") and s[3:].splitlines()[0].strip() in titles)
 
 
-def for_students(rel, text, stubbed, released_upto, withheld):
-    """The text of a shipped file as a handout has it (see the module docstring)."""
+def for_students(rel, text, stubbed, released_upto, withheld, shipped=()):
+    """The text of a shipped file as a handout has it (see the module docstring). `shipped`: the
+    files the handout has, whose names alone (README.md, __init__.py) name no withheld file."""
     if rel == "docs/teaching.md" and TEACHERS_PART in text:
         start = text.index(TEACHERS_PART)
         after = text.find("\n## ", start + 1)
@@ -128,7 +132,8 @@ def for_students(rel, text, stubbed, released_upto, withheld):
     if rel.endswith(".md"):
         text = LATER_PART.sub(lambda m: m[2] if int(m[1]) <= released_upto else "", text)
         text = DERIVATIONS_HERE.sub(lambda m: derivation_sections(t for t in m[1].split() if t not in stubbed), text)
-    names = [n for w in withheld for n in shipped_names(w)]
+    ambiguous = {f.rsplit("/", 1)[-1] for f in shipped}
+    names = [n for w in withheld for n in shipped_names(w) if n not in ambiguous]
     if rel.endswith(".md"):
         text = without_sentences_naming(text, names)
     elif rel.endswith(".py") and text.startswith('"""'):  # the module docstring, never code
@@ -160,18 +165,18 @@ def build(out_dir, stubbed=None, released=None, force=False, leave_out=True):
     withheld += [rel for rel in TEACHERS_TOOLS if students and rel not in withheld]
     released_upto = max([assignment(t) for t in released] if released is not None else
                         [assignment(t) for t in tasks], default=0)
-    for rel in tracked:
-        if rel in withheld:
-            continue
+    shipped = [rel for rel in tracked if rel not in withheld] + ["README.md"]
+    for rel in shipped[:-1]:
         (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / rel, out_dir / rel)
         if students and rel.endswith((".md", ".py")):
             text = (ROOT / rel).read_text()
-            shipped = for_students(rel, text, stubbed, released_upto, withheld)
-            if shipped != text:
-                (out_dir / rel).write_text(shipped)
+            for_them = for_students(rel, text, stubbed, released_upto, withheld, shipped)
+            if for_them != text:
+                (out_dir / rel).write_text(for_them)
     if students:
-        readme = for_students("README.md", (ROOT / STUDENT_README).read_text(), stubbed, released_upto, withheld)
+        readme = for_students("README.md", (ROOT / STUDENT_README).read_text(), stubbed, released_upto, withheld,
+                              shipped)
         (out_dir / "README.md").write_text(readme)
     remove_tasks(out_dir, stubbed, released)
     return out_dir

@@ -2,7 +2,7 @@
 
 tests/conftest.py installs it as `cupy` (and `cupyx`) behind `python -m pytest --device
 emulated-gpu` (or MINISUM_TEST_DEVICE=emulated-gpu); `PYTHONPATH=tests/cupy_emulation` does
-the same for any script, e.g. `PYTHONPATH=tests/cupy_emulation python bench/gpu_check.py`.
+the same for any script. For example: `PYTHONPATH=tests/cupy_emulation python bench/gpu_check.py`.
 
 What it enforces, as CuPy does:
 - device arrays are their own type (`cupy.ndarray`, wrapping a NumPy array);
