@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 from tools.course import POINTS, assignment  # noqa: E402
 from tools.gradebook import gradescope, print_report, write_csv  # noqa: E402
 from tools.clean_room import adopting_orphans, clean_room, make_writable, run_tests, snapshot, task_environment  # noqa: E402
-from tools.cost_probes import FLOOR_S, SLOWER  # noqa: E402
+from tools.cost_probes import FLOOR_S, PROBES, SLOWER  # noqa: E402
 from tools.submission import prepare, read_bodies, teacher_tasks  # noqa: E402
 from tools.task_markers import MarkerError, scan_blocks, task_order, unreleased_tasks  # noqa: E402
 
@@ -172,7 +172,6 @@ def student_seed(seed, submission):
 def reference_seconds(teacher, task_ids):
     """{task: seconds} of the teacher's reference on each task's cost probe (tools/cost_probes.py),
     timed in a process like the tasks' own; {} when it cannot be timed."""
-    from tools.cost_probes import PROBES
     wanted = sorted(t for t in task_ids if t in PROBES)
     if not wanted:
         return {}
@@ -303,12 +302,13 @@ def main(argv=None):
     for submission, graded in reports.items():
         if len(submissions) > 1:
             print(f"\n== {submission}")
-        if submission in errors:
+        if submission in errors:  # one line, not a table of the same reason per task (the CSV row has it too)
             print(f"error: {errors[submission]}", file=sys.stderr)
+            continue
         print_report(graded, {t: tasks[t][0] for t in sorted(unreleased, key=task_order)})
     # a drawn seed is the student's to replay; a given one is the teacher's secret
     said = f"seed {seed}" if args.seed is None else "the given seed"
-    print(f"graded {len(submissions)} submission(s) in {time.perf_counter() - start:.1f} s ({said})")
+    print(f"graded {len(submissions) - len(errors)} of {len(submissions)} submission(s) in {time.perf_counter() - start:.1f} s ({said})")
     if args.json:
         if len(submissions) == 1:
             Path(args.json).write_text(json.dumps(reports[submissions[0]], indent=2))
