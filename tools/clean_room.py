@@ -32,12 +32,17 @@ MEMORY_BYTES = 4 * 2 ** 30  # address space of a task's process: the reference n
 SITECUSTOMIZE = "from tools.block_wall import install_from_environment\n\ninstall_from_environment()\n"
 _LIVE, _LIVE_LOCK = set(), threading.Lock()  # the task processes running, the caller's children: no orphans
 
+
 def task_test_files(room, task_id=None):
     """The test files in `room` that may grade `task_id` (or any task): collecting the others would
     only cost time. The plugin then keeps exactly the tests graded under the task."""
-    return sorted(str(p.relative_to(room)) for p in (room / "tests").glob("test_*.py")
-                  if str(p.relative_to(room)) not in TEACHER_ONLY and re.search(r"\btask(_marks)?\(", p.read_text())
-                  and (task_id is None or f'"{task_id}"' in p.read_text()))
+    found = []
+    for path in sorted((room / "tests").glob("test_*.py")):
+        rel, text = str(path.relative_to(room)), path.read_text()
+        graded_here = re.search(r"\btask(_marks)?\(", text) and (task_id is None or f'"{task_id}"' in text)
+        if rel not in TEACHER_ONLY and graded_here:
+            found.append(rel)
+    return found
 
 
 def clean_room(where, files, teacher=ROOT):
@@ -204,7 +209,6 @@ def adopting_orphans():
             prctl(36, 0, 0, 0, 0)
         with _LIVE_LOCK:
             _LIVE.difference_update(before)
-
 
 
 def snapshot(where):
