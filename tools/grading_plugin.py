@@ -8,6 +8,7 @@ and gone before any test imports the submission (no environment variable, no fil
     blocks   {file: [[first line, last line], ...]} of the graded task's block bodies
     memory   bytes of address space the process may use
     budget   seconds the task's cost probe may take (tools/cost_probes.py), or null
+    whole_messages  failures as pytest words them, uncut (a copy grading itself: no secret to keep)
 A test is graded under the task mark nearest to it; its other marks name the earlier tasks
 whose code it also runs.
 
@@ -20,7 +21,7 @@ While block code runs it is watched (each failure a `rule` event):
   Function (builds a graph) or calls backward() (autograd inside a backward);
 - the task's cost probe taking more than SLOWER times the reference's time.
 A failure's message is the test's own text: an exception that passed through block code is
-reported by its type and place only, never by its text.
+reported by its type and place only, never by its text (unless whole_messages).
 """
 import functools
 import importlib
