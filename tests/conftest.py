@@ -29,9 +29,11 @@ from minisum import Tensor, backend
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from tools.course import POINTS  # noqa: E402
 from tools.task_markers import MarkerError, task_order, unreleased_tasks  # noqa: E402
 
-TEST_SEED = int(os.environ.get("MINISUM_TEST_SEED", "0"))  # --seed sets it (pytest_configure)
+
+TEST_SEED = 0  # pytest_configure sets it from --seed or MINISUM_TEST_SEED, before any test module imports it
 
 # Tests never reach the network nor the user's Hugging Face cache, and draw to files only.
 # Set here, before any test imports `datasets` (which reads these once); subprocesses inherit them.
@@ -54,9 +56,19 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     global TEST_SEED
-    if config.getoption("--seed") is not None:  # before any test module imports TEST_SEED
+    chosen = config.getoption("--task")
+    if chosen and chosen not in POINTS:
+        raise pytest.UsageError(f"--task {chosen}: no such task; the tasks are {', '.join(POINTS)}")
+    if config.getoption("--seed") is not None:
         TEST_SEED = config.getoption("--seed")
         os.environ["MINISUM_TEST_SEED"] = str(TEST_SEED)  # the scripts and pytests the tests start
+    else:
+        value = os.environ.get("MINISUM_TEST_SEED", "0")
+        try:
+            TEST_SEED = int(value)
+        except ValueError:
+            raise pytest.UsageError(f"MINISUM_TEST_SEED={value!r} is not a whole number: "
+                                    "unset it or use --seed N") from None
     device = config.getoption("--device")
     if device == "emulated-gpu":
         install_emulation()
