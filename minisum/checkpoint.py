@@ -39,14 +39,14 @@ def read_checkpoint(path):
     "step": int}."""
     if not os.path.exists(path):
         raise UserError(f"checkpoint {path} does not exist")
+    unreadable = f"checkpoint {path} is unreadable (truncated or not a minisum checkpoint)"
+    if not zipfile.is_zipfile(path):  # else np.load takes any other file for a pickle and advises loading it unsafely
+        raise UserError(f"{unreadable}: it is not an .npz archive")
     try:
-        data = np.load(path, allow_pickle=False)
-        if not isinstance(data, np.lib.npyio.NpzFile):  # a plain .npy array
-            raise ValueError("it holds a single array, not an .npz archive")
-        with data:
+        with np.load(path, allow_pickle=False) as data:
             entries = {k: data[k] for k in data.files}
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
-        raise UserError(f"checkpoint {path} is unreadable (truncated or not a minisum checkpoint): {err}") from None
+        raise UserError(f"{unreadable}: {err}") from None
     for key in ("config", "step"):
         if key not in entries:
             raise UserError(f"checkpoint {path} has no {key!r} entry: not a minisum checkpoint")
