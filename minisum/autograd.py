@@ -15,7 +15,7 @@ import numbers
 
 import numpy as np
 
-from minisum.backend import device_module, get_array_module, is_cupy_array, to_numpy
+from minisum.backend import device_module, get_array_module, to_numpy
 
 _grad_enabled = True
 DEFAULT_DTYPE = np.float32
@@ -70,8 +70,7 @@ class Function:
     def __call__(self, *inputs):
         tensors = [_as_tensor(x, inputs) for x in inputs]
         arrays = [t.data for t in tensors]
-        _check_one_device(type(self).__name__, arrays)
-        xp = get_array_module(*arrays)
+        xp = _array_module(type(self).__name__, arrays)
         if self.promotes:
             dtype = self.result_dtype(inputs)
             arrays = [a.astype(dtype, copy=False) for a in arrays]
@@ -102,12 +101,14 @@ class Function:
         self.released = True
 
 
-def _check_one_device(op_name, arrays):
-    devices = {"gpu (CuPy)" if is_cupy_array(a) else "cpu (NumPy)" for a in arrays}
-    if len(devices) > 1:
+def _array_module(op_name, arrays):
+    """get_array_module of the op's arrays; on a NumPy/CuPy mix, an error that names the op and the remedy."""
+    try:
+        return get_array_module(*arrays)
+    except TypeError:
         raise TypeError(f"cannot mix NumPy and CuPy arrays in one op: {op_name} got arrays on both devices, "
-                        f"{' and '.join(sorted(devices))}; "
-                        "move the model with model.to(device) and the inputs with minisum.to_device first")
+                        "cpu (NumPy) and gpu (CuPy); "
+                        "move the model with model.to(device) and the inputs with minisum.to_device first") from None
 
 
 # ----- type promotion, as PyTorch does it --------------------------------------------------
@@ -139,6 +140,9 @@ def result_dtype(inputs):
     decide, then 0-d tensors and arrays, then Python and NumPy numbers, each group only where it
     is of a higher category (bool < integer < float). So float32 stays float32 with a float64
     0-d value, an integer array or `np.int64(2)`, and an integer tensor times 0.5 is float32."""
+    common = _one_float_dtype(inputs)
+    if common is not None:
+        return common
     groups = {"dims": None, "zero": None, "numbers": None}
     for x in inputs:
         data = x.data if isinstance(x, Tensor) else x
@@ -152,6 +156,21 @@ def result_dtype(inputs):
             group = "dims" if np.ndim(data) else "zero"
         groups[group] = _promote_types(groups[group], dtype)
     return _combine(groups["dims"], _combine(groups["zero"], groups["numbers"]))
+
+
+def _one_float_dtype(inputs):
+    """The common case, which the rule above leaves as it is: float tensors of one dtype, maybe
+    with Python numbers (x * 0.5, 1 - y). Their dtype, or None for any other mix. A shortcut:
+    this runs for every op of a step, and the full rule costs more than a small op itself."""
+    dtype = None
+    for x in inputs:
+        if isinstance(x, Tensor):
+            if dtype is not None and x.dtype != dtype:
+                return None
+            dtype = x.dtype
+        elif not isinstance(x, (int, float)):
+            return None
+    return dtype if dtype is not None and dtype.kind == "f" else None
 
 
 def _as_tensor(x, inputs):
