@@ -59,16 +59,18 @@ def pytest_configure(config):
     chosen = config.getoption("--task")
     if chosen and chosen not in POINTS:
         raise pytest.UsageError(f"--task {chosen}: no such task; the tasks are {', '.join(POINTS)}")
-    if config.getoption("--seed") is not None:
-        TEST_SEED = config.getoption("--seed")
-        os.environ["MINISUM_TEST_SEED"] = str(TEST_SEED)  # the scripts and pytests the tests start
-    else:
-        value = os.environ.get("MINISUM_TEST_SEED", "0")
-        try:
-            TEST_SEED = int(value)
-        except ValueError:
-            raise pytest.UsageError(f"MINISUM_TEST_SEED={value!r} is not a whole number: "
-                                    "unset it or use --seed N") from None
+    given = config.getoption("--seed")
+    value = str(given) if given is not None else os.environ.get("MINISUM_TEST_SEED", "0")
+    try:
+        TEST_SEED = int(value)
+        if TEST_SEED < 0:  # NumPy's generators take no negative seed
+            raise ValueError(value)
+    except ValueError:
+        where = "--seed" if given is not None else "MINISUM_TEST_SEED"
+        raise pytest.UsageError(f"{where} {value!r}: a seed is a whole number from 0 "
+                                "(unset MINISUM_TEST_SEED or use --seed N)") from None
+    if given is not None:
+        os.environ["MINISUM_TEST_SEED"] = value  # the scripts and pytests the tests start
     device = config.getoption("--device")
     if device == "emulated-gpu":
         install_emulation()

@@ -185,10 +185,21 @@ def test_a_self_check_shows_failures_as_pytest_words_them_and_a_teachers_grading
 
 
 @pytest.mark.parametrize("args, problem", [(["--tasks", "9.9"], "unknown task(s) 9.9"),
-                                           (["--upto", "0"], "selects no task")])
+                                           (["--upto", "0"], "selects no task"),
+                                           (["--seed", "-1"], "a seed is a whole number from 0")])
 def test_unknown_tasks_are_an_error(args, problem):
     done = subprocess.run([*GRADE, *args], capture_output=True, text=True)
     assert done.returncode == 2 and done.stderr.startswith("error: ") and problem in done.stderr
+
+
+@pytest.mark.parametrize("args, environment, problem", [(["--task", "9.9"], {}, "--task 9.9: no such task"),
+                                                        (["--seed", "-1"], {}, "a seed is a whole number from 0"),
+                                                        ([], {"MINISUM_TEST_SEED": "x"}, "MINISUM_TEST_SEED 'x'")])
+def test_pytest_says_what_is_wrong_with_a_task_or_a_seed_in_one_line(args, environment, problem):
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args, "tests/test_optim.py"],
+                          cwd=ROOT, env={**os.environ, **environment}, capture_output=True, text=True)
+    assert done.returncode == 4 and done.stderr.startswith("ERROR: ") and problem in done.stderr, done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
 
 
 @pytest.mark.parametrize("task_id", list(TASKS))

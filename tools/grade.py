@@ -294,6 +294,8 @@ def main(argv=None):
             raise GradingError("--gradescope writes one submission's results.json: give one submission")
         if args.timeout <= 0 or args.budget <= 0 or (args.jobs is not None and args.jobs < 1):
             raise GradingError("--timeout, --budget and --jobs must be positive")
+        if seed < 0:  # NumPy's generators take no negative seed
+            raise GradingError(f"--seed {seed}: a seed is a whole number from 0")
     except (MarkerError, GradingError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -308,7 +310,8 @@ def main(argv=None):
         print_report(graded, {t: tasks[t][0] for t in sorted(unreleased, key=task_order)})
     # a drawn seed is the student's to replay; a given one is the teacher's secret
     said = f"seed {seed}" if args.seed is None else "the given seed"
-    print(f"graded {len(submissions) - len(errors)} of {len(submissions)} submission(s) in {time.perf_counter() - start:.1f} s ({said})")
+    seconds = time.perf_counter() - start
+    print(f"graded {len(submissions) - len(errors)} of {len(submissions)} submission(s) in {seconds:.1f} s ({said})")
     if args.json:
         if len(submissions) == 1:
             Path(args.json).write_text(json.dumps(reports[submissions[0]], indent=2))
