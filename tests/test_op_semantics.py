@@ -103,16 +103,12 @@ def make_transpose(d):
 
 def make_getitem(d):
     x = d.leaf(d.shape() or (3,))
-    while x.ndim == 0:
-        x = d.leaf((3,))
     index = d.choice([(slice(1, None), ...), d.rng.integers(0, x.shape[0], 4), d.rng.random(x.shape) < 0.5, -1])
     return (lambda t: t[index]), [x]
 
 
 def make_concat(d):
     shape = d.shape() or (2,)
-    while not shape:
-        shape = d.shape()
     axis = int(d.rng.integers(-len(shape), len(shape)))
     parts = []
     for _ in range(int(d.rng.integers(1, 4))):
