@@ -450,7 +450,7 @@ class Tensor:
             if output_grad is None:  # no input of the consumers wanted this gradient
                 continue
             for t, g in zip(fn.inputs, _checked_gradients(fn, fn.backward(output_grad))):
-                if g is None or not t.requires_grad:
+                if g is None:  # also where t requires none: _checked_gradients dropped it
                     continue
                 if t.creator is None:
                     _accumulate_leaf(t, g, copy=not fn.hands_over_grads)
