@@ -63,7 +63,7 @@ def sigmoid_forward(x):
     tail keeps its relative precision: e / (1 + e) for x < 0 (sigmoid(-40) is 4.2e-18, not 0)."""
     xp = get_array_module(x)
     e = xp.exp(-xp.abs(x))
-    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+    return xp.where(x >= 0, 1, e) / (1 + e)
 
 
 class Sigmoid(FloatFunction):

@@ -104,7 +104,7 @@ class BCEWithLogits(Function):
     def backward(self, gy):
         scale = gy / self.logits.size
         gz = (sigmoid_forward(self.logits) - self.targets) * scale if self.needs_grad[0] else None
-        gt = (-self.logits * scale).astype(self.targets_dtype) if self.needs_grad[1] else None
+        gt = (-self.logits * scale).astype(self.targets_dtype, copy=False) if self.needs_grad[1] else None
         return gz, gt
 
 
@@ -121,7 +121,7 @@ class MSE(Function):
     def backward(self, gy):
         g = self.diff * (2 * gy / self.diff.size)  # (broadcast shape)
         gp = _undo_broadcast(g, self.shapes[0]) if self.needs_grad[0] else None
-        gt = _undo_broadcast(-g, self.shapes[1]).astype(self.target_dtype) if self.needs_grad[1] else None
+        gt = _undo_broadcast(-g, self.shapes[1]).astype(self.target_dtype, copy=False) if self.needs_grad[1] else None
         return gp, gt
 
 
