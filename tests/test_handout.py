@@ -10,9 +10,11 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -190,6 +192,18 @@ def test_a_self_check_shows_failures_as_pytest_words_them_and_a_teachers_grading
 def test_unknown_tasks_are_an_error(args, problem):
     done = subprocess.run([*GRADE, *args], capture_output=True, text=True)
     assert done.returncode == 2 and done.stderr.startswith("error: ") and problem in done.stderr
+
+
+def test_a_grading_stopped_by_sigterm_says_so_and_leaves_no_clean_room(tmp_path):
+    grading = subprocess.Popen([*GRADE, "--seed", "1", "--jobs", "1"], env={**os.environ, "TMPDIR": str(tmp_path)},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while not list(tmp_path.glob("minisum-grade-*/teacher/tools")):  # grading has begun: the snapshot is there
+        assert grading.poll() is None, grading.stderr.read()
+        time.sleep(0.05)
+    grading.send_signal(signal.SIGTERM)
+    out, err = grading.communicate(timeout=120)
+    assert grading.returncode == 130 and err == "interrupted: nothing graded, no report written\n", err
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("args, environment, problem", [(["--task", "9.9"], {}, "--task 9.9: no such task"),

@@ -17,7 +17,7 @@ missing, does not parse or breaks a rule (tools/rules.py) scores 0 and never run
 values, some of their shapes and gradcheck's upstream gradient (MINISUM_TEST_SEED); without it
 a seed is drawn and printed; a given one is never printed nor reported. In a weekly handout the
 tasks not released yet are left out unless asked for. Points come from tools/course.py.
-Exit status: 0 graded, 1 a submission could not be graded, 2 bad arguments.
+Exit status: 0 graded, 1 a submission could not be graded, 2 bad arguments, 130 interrupted.
 """
 import argparse
 import concurrent.futures
@@ -26,6 +26,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -300,7 +301,12 @@ def main(argv=None):
         print(f"error: {err}", file=sys.stderr)
         return 2
     start = time.perf_counter()
-    reports, errors = grade_many(submissions, seed, task_ids, args.timeout, args.jobs, args.budget)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # as Ctrl-C: the clean rooms and their processes go
+    try:
+        reports, errors = grade_many(submissions, seed, task_ids, args.timeout, args.jobs, args.budget)
+    except KeyboardInterrupt:  # the clean rooms and their processes are gone already
+        print("interrupted: nothing graded, no report written", file=sys.stderr)
+        return 130
     for submission, graded in reports.items():
         if len(submissions) > 1:
             print(f"\n== {submission}")
