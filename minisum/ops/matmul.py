@@ -3,7 +3,7 @@
 For C = A @ B the chain rule gives dA = dC @ B^T and dB = A^T @ dC; batch axes that
 were broadcast are summed back with `sum_to`.
 """
-from minisum.autograd import Function, Tensor
+from minisum.autograd import Function
 from minisum.ops.arithmetic import add, sum_to
 
 
@@ -90,7 +90,7 @@ def linear(x, weight, bias=None):
     PyTorch: it is added by `add`, whose backward sums its gradient back to its shape."""
     if bias is None:
         return Linear()(x, weight)
-    bias_shape = bias.shape if isinstance(bias, Tensor) or hasattr(bias, "shape") else ()
+    bias_shape = bias.shape if hasattr(bias, "shape") else ()  # a Tensor or an array; a number is 0-d
     if tuple(bias_shape) != (weight.shape[0],):
         return add(Linear()(x, weight), bias)
     return Linear()(x, weight, bias)
