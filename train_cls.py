@@ -23,7 +23,6 @@ says what differs from the paper.
                                             data-parallel, one process per core (docs/distributed.md)
 """
 import statistics
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -259,9 +258,7 @@ def train_model(name, run, data, info, progress, on_epoch):
         if finished:
             on_epoch()
         if signum:
-            where = f"after epoch {epoch}" if finished else f"in epoch {epoch} after {meter.batches} batches"
-            print(f"{name}: stopped {where}; checkpoint {path}; continue with --resume", file=sys.stderr)
-            raise run.stopped()
+            raise run.stopped_at(name, epoch, None if finished else meter.batches, path)
     record["status"] = "finished"
 
 

@@ -32,7 +32,6 @@ prints and writes; a run may resume with another number of ranks.
 import argparse
 import itertools
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -266,9 +265,7 @@ def train_model(name, run, data, progress):
         check_parameters(model.parameters())
         run.checkpoint(path, model, optimizer, config, progress)
         if signum:
-            where = f"after epoch {epoch}" if finished else f"in epoch {epoch} after {meter.batches} batches"
-            print(f"{name}: stopped {where}; checkpoint {path}; continue with --resume", file=sys.stderr)
-            raise run.stopped()
+            raise run.stopped_at(name, epoch, None if finished else meter.batches, path)
     record["status"] = "finished"
 
 

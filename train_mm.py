@@ -212,9 +212,7 @@ def fit(name, model, train_set, val_set, args, progress=None, save=None, run=Non
             check_parameters(model.parameters())
             record["status"], progress.partial = "interrupted", meter.state()
             save(model, optimizer, progress, plateau, stopper)
-            print(f"{name}: stopped in epoch {epoch} after {meter.batches} batches; continue with --resume",
-                  file=sys.stderr)
-            raise run.stopped()
+            raise run.stopped_at(name, epoch, meter.batches, save.path)
         with Timer() as val_timer:
             val_loss = validation_mse(model, val_set, args.batch_size, world)
         if not np.isfinite(val_loss) or val_loss > state["limit"]:
@@ -233,8 +231,7 @@ def fit(name, model, train_set, val_set, args, progress=None, save=None, run=Non
         if save is not None:
             save(model, optimizer, progress, plateau, stopper)
         if signum:
-            print(f"{name}: stopped after epoch {epoch}; continue with --resume", file=sys.stderr)
-            raise run.stopped()
+            raise run.stopped_at(name, epoch, None, save.path)
     stopper.restore_best()  # as Keras' restore_best_weights=True does at the end of fit
     record.update(status="finished", best_epoch=stopper.best_epoch,
                   val_mse=min(h["val_loss"] for h in record["history"]),

@@ -8,10 +8,12 @@ rank in the world of ranks, and the stop signals.
         if run.stopping(): ...    after each batch: a signal any rank received (all agree)
         run.checkpoint(...)       rank 0 writes a checkpoint
         run.write_json(...)       rank 0 writes results
-        raise run.stopped()       exit 130 or 143 (runtime.run_main)
+        raise run.stopped()       exit 130 or 143 (runtime.run_main); stopped_at(...) says where first
 
 Every rank runs the same code; what only rank 0 may do (write, print) the run does or skips.
 """
+import sys
+
 from minisum import distributed
 from minisum.run import runtime
 from minisum.run.progress import save_progress
@@ -56,6 +58,13 @@ class Run:
 
     def stopped(self):
         return self.stop.stopped()
+
+    def stopped_at(self, name, epoch, batches, path):
+        """The line saying where model `name` stopped and how to continue, then the Stopped to raise.
+        batches: those done in the epoch, None when the whole epoch was."""
+        where = f"after epoch {epoch}" if batches is None else f"in epoch {epoch} after {batches} batches"
+        print(f"{name}: stopped {where}; checkpoint {path}; continue with --resume", file=sys.stderr)
+        return self.stopped()
 
     def checkpoint(self, path, model, optimizer, config, progress):
         if self.is_main:
