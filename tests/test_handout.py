@@ -188,7 +188,8 @@ def test_a_self_check_shows_failures_as_pytest_words_them_and_a_teachers_grading
 
 @pytest.mark.parametrize("args, problem", [(["--tasks", "9.9"], "unknown task(s) 9.9"),
                                            (["--upto", "0"], "selects no task"),
-                                           (["--seed", "-1"], "a seed is a whole number from 0")])
+                                           (["--seed", "-1"], "a seed is a whole number from 0"),
+                                           (["--csv", "no-such-folder/grades.csv"], "not a file in an existing folder")])
 def test_unknown_tasks_are_an_error(args, problem):
     done = subprocess.run([*GRADE, *args], capture_output=True, text=True)
     assert done.returncode == 2 and done.stderr.startswith("error: ") and problem in done.stderr

@@ -297,6 +297,14 @@ def main(argv=None):
             raise GradingError("--timeout, --budget and --jobs must be positive")
         if seed < 0:  # NumPy's generators take no negative seed
             raise GradingError(f"--seed {seed}: a seed is a whole number from 0")
+        # the files written after grading: a wrong path is said now, not after grading a class
+        many_reports = args.json and len(submissions) > 1
+        for option, path in [("--json", None if many_reports else args.json), ("--csv", args.csv),
+                             ("--gradescope", args.gradescope)]:
+            if path and (Path(path).is_dir() or not Path(path).resolve().parent.is_dir()):
+                raise GradingError(f"{option} {path}: not a file in an existing folder")
+        if many_reports and Path(args.json).exists() and not Path(args.json).is_dir():
+            raise GradingError(f"--json {args.json}: with several submissions, a folder (this is a file)")
     except (MarkerError, GradingError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
