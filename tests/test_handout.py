@@ -186,11 +186,14 @@ def test_a_self_check_shows_failures_as_pytest_words_them_and_a_teachers_grading
     assert "failed" in teachers.stdout and "assert (" not in teachers.stdout, teachers.stdout
 
 
-@pytest.mark.parametrize("args, problem", [(["--tasks", "9.9"], "unknown task(s) 9.9"),
-                                           (["--upto", "0"], "selects no task"),
-                                           (["--seed", "-1"], "a seed is a whole number from 0"),
-                                           (["--csv", "no-such-folder/grades.csv"], "not a file in an existing folder")])
-def test_unknown_tasks_are_an_error(args, problem):
+@pytest.mark.parametrize("args, problem", [
+    (["--tasks", "9.9"], "unknown task(s) 9.9"),
+    (["--upto", "0"], "selects no task"),
+    (["--seed", "-1"], "a seed is a whole number from 0"),
+    (["--csv", "no-such-folder/grades.csv"], "not a file in an existing folder"),
+    ([str(ROOT), str(ROOT / "tests" / "..")], "several submissions are folders named"),  # one seed, one report
+])
+def test_bad_arguments_are_one_error_line(args, problem):
     done = subprocess.run([*GRADE, *args], capture_output=True, text=True)
     assert done.returncode == 2 and done.stderr.startswith("error: ") and problem in done.stderr
 
@@ -211,8 +214,8 @@ def test_a_grading_stopped_by_sigterm_says_so_and_leaves_no_clean_room(tmp_path)
                                                         (["--seed", "-1"], {}, "a seed is a whole number from 0"),
                                                         ([], {"MINISUM_TEST_SEED": "x"}, "MINISUM_TEST_SEED 'x'")])
 def test_pytest_says_what_is_wrong_with_a_task_or_a_seed_in_one_line(args, environment, problem):
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args, "tests/test_optim.py"],
-                          cwd=ROOT, env={**os.environ, **environment}, capture_output=True, text=True)
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args, "tests/test_optim.py"]
+    done = subprocess.run(command, cwd=ROOT, env={**os.environ, **environment}, capture_output=True, text=True)
     assert done.returncode == 4 and done.stderr.startswith("ERROR: ") and problem in done.stderr, done.stderr
     assert "Traceback" not in done.stdout + done.stderr
 

@@ -297,6 +297,10 @@ def main(argv=None):
             raise GradingError("--timeout, --budget and --jobs must be positive")
         if seed < 0:  # NumPy's generators take no negative seed
             raise GradingError(f"--seed {seed}: a seed is a whole number from 0")
+        names = [Path(s).resolve().name for s in submissions]
+        twins = sorted({n for n in names if names.count(n) > 1})
+        if twins:  # one seed, one report file, one CSV name for two students
+            raise GradingError(f"several submissions are folders named {', '.join(twins)}: rename them apart")
         # the files written after grading: a wrong path is said now, not after grading a class
         many_reports = args.json and len(submissions) > 1
         for option, path in [("--json", None if many_reports else args.json), ("--csv", args.csv),
