@@ -137,7 +137,7 @@ def grade_many(submissions, seed, task_ids, timeout=60, jobs=None, budget=BUDGET
         def grade(n_run):
             n, (submission, result, files) = n_run
             grade_task(result, files, Path(work) / str(n), student_seed(seed, submission), timeout,
-                       teacher, references.get(result.task), spent[submission], own_copy=is_own_copy(submission))
+                       teacher, references.get(result.task), spent[submission], is_own_copy(submission))
         with concurrent.futures.ThreadPoolExecutor(jobs or _cores()) as pool:
             list(pool.map(grade, enumerate(runs)))
         make_writable(Path(work))
@@ -203,14 +203,15 @@ def prepare_submission(submission, tasks, task_ids, runs):
     return results
 
 
-def grade_task(result, files, room, seed, timeout, teacher=ROOT, reference=None, budget=None, own_copy=False):
-    """Run one task's tests in a fresh clean room and fill `result`. A stubbed task (missing, rule)
-    is only counted: none of its code runs. own_copy: the grader grades the copy it runs from (a
-    student's self-check), whose failures it reports as pytest words them."""
+def grade_task(result, files, room, seed, timeout, teacher, reference, budget, own_copy):
+    """Run one task's tests in a fresh clean room copied from `teacher` and fill `result`, within
+    the submission's `budget`. A stubbed task (missing, rule) is only counted: none of its code
+    runs. reference: seconds of the teacher's cost probe, or None; own_copy: the grader grades the
+    copy it runs from (a student's self-check), whose failures it reports as pytest words them."""
     stubbed = result.status in ("missing", "rule")
     if not stubbed:
         result.status = "failed"
-    limit = timeout if stubbed or budget is None else max(0.0, min(timeout, budget.left))
+    limit = timeout if stubbed else max(0.0, min(timeout, budget.left))
     if limit <= 0:
         result.status, result.messages = "timeout", ["the submission's time for all of its tasks ran out first"]
         return
@@ -222,7 +223,7 @@ def grade_task(result, files, room, seed, timeout, teacher=ROOT, reference=None,
         events, returncode, _ = run_tests(room, result.task, seed, limit, collect_only=stubbed, blocks=blocks,
                                           budget=cost, whole_messages=own_copy)  # stderr stays out: block code writes it
         judge(result, events, returncode, limit)
-        if budget is not None and not stubbed:
+        if not stubbed:
             budget.spend(time.monotonic() - started)
     finally:
         make_writable(room)
