@@ -210,6 +210,18 @@ def test_a_grading_stopped_by_sigterm_says_so_and_leaves_no_clean_room(tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("where", [".", "tests", "..", "a file"])
+def test_force_never_removes_this_repository_a_folder_of_it_or_a_file(where, monkeypatch, tmp_path):
+    import tools.make_handout
+    removed = []
+    monkeypatch.setattr(tools.make_handout.shutil, "rmtree", removed.append)  # were it called: nothing lost
+    out_dir = ROOT / where if where != "a file" else tmp_path / "a_file"
+    out_dir.touch(exist_ok=True)
+    with pytest.raises(MarkerError, match="not a folder --force may replace"):
+        build(out_dir, force=True)
+    assert removed == []
+
+
 @pytest.mark.parametrize("args, environment, problem", [(["--task", "9.9"], {}, "--task 9.9: no such task"),
                                                         (["--seed", "-1"], {}, "a seed is a whole number from 0"),
                                                         ([], {"MINISUM_TEST_SEED": "x"}, "MINISUM_TEST_SEED 'x'")])

@@ -154,6 +154,10 @@ def build(out_dir, stubbed=None, released=None, force=False, leave_out=True):
     if out_dir.exists():
         if not force:
             raise MarkerError(f"{out_dir} exists; choose a new folder or pass --force")
+        where = out_dir.resolve()
+        if not out_dir.is_dir() or where == ROOT or where in ROOT.parents or ROOT in where.parents:
+            # --force removes it first: never this repository, a folder of it or one that holds it
+            raise MarkerError(f"{out_dir} is not a folder --force may replace: choose one outside this repository")
         shutil.rmtree(out_dir)
     tasks = collect_tasks(ROOT)
     stubbed = list(tasks) if stubbed is None else stubbed
