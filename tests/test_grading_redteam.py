@@ -471,6 +471,22 @@ def test_a_submission_that_loops_in_every_task_stops_at_its_budget(solved, tmp_p
     assert [(r["status"], r["score"]) for r in rows.values()] == [("timeout", 0), ("timeout", 0)], rows
 
 
+def test_a_task_file_that_is_a_link_to_the_teachers_or_a_fifo_is_not_read(solved, tmp_path):
+    submission = copy_of(solved, tmp_path / "links")
+    elementwise, reductions = submission / "minisum/ops/elementwise.py", submission / "minisum/ops/reductions.py"
+    elementwise.unlink()
+    elementwise.symlink_to(ROOT / "minisum/ops/elementwise.py")  # the teacher's answers, where a grader keeps them
+    reductions.unlink()
+    os.mkfifo(reductions)  # a read that waits for a writer
+    done = subprocess.run([*GRADE, str(submission), "--tasks", "1.4,1.5", "--seed", str(SEED), "--json", "r.json"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = json.loads((tmp_path / "r.json").read_text())["tasks"]
+    for task_id, why in (("1.4", "a symbolic link"), ("1.5", "not a regular file")):
+        assert (rows[task_id]["status"], rows[task_id]["score"]) == ("missing", 0), rows[task_id]
+        assert why in rows[task_id]["messages"][0], rows[task_id]
+
+
 def test_a_weekly_handout_grades_its_released_tasks_only(tmp_path):
     week1 = build(tmp_path / "week1", released=[t for t in POINTS if t.startswith("1.")])
     done = subprocess.run([sys.executable, "tools/grade.py"], cwd=week1, capture_output=True, text=True, timeout=300)

@@ -28,7 +28,8 @@ def teacher_tasks():
 def read_bodies(submission, tasks):
     """task id -> ({relative path: [(line of BEGIN, body), ...]}, problems) from the submission's files.
 
-    A task gets problems (and no bodies) when a file is missing, a symbolic link or unreadable,
+    A task gets problems (and no bodies) when a file is missing, a symbolic link, not a regular
+    file (a FIFO, a folder) or unreadable,
     when one of its markers is broken, or when it has another number of blocks than the teacher's.
     """
     found = {t: ({}, []) for t in tasks}
@@ -39,6 +40,8 @@ def read_bodies(submission, tasks):
         try:
             if any(p.is_symlink() for p in [path, *path.parents] if p != submission and submission in p.parents):
                 raise OSError("a symbolic link")
+            if path.exists() and not path.is_file():  # a FIFO would keep the grader waiting for a writer
+                raise OSError("not a regular file")
             lines = path.read_text(errors="replace").splitlines()
         except OSError as err:
             for t in in_file:
