@@ -385,7 +385,7 @@ def main(argv=None):
         progress[name] = saved or Progress(record={"history": []}, epoch_rng=None, epochs_key="history")
         results[name] = progress[name].record
 
-    run.open()  # every check has passed on every rank: from here on rank 0 writes the run folder
+    run.open(progress)  # every check has passed on every rank: from here on rank 0 writes the run folder
     report = {"config": {**run_flags(args), "device": backend.get_device()}, "ranks": world.size, "data": info,
               "models": results, "hardware": runtime.hardware_info()}
     results_path = run.path / "results.json"

@@ -506,7 +506,7 @@ def main(argv=None):
         progress[name] = saved or Progress(record={"status": "pending", "parameters": None, "epochs": [],
                                                    "checkpoint": None}, epoch_rng=None)
         records[name] = progress[name].record
-    run.open()  # every check has passed on every rank: from here on rank 0 writes --out-dir
+    run.open(progress)  # every check has passed on every rank: from here on rank 0 writes --out-dir
     if run.is_main and not args.resume:
         tokenizer.save(run.path / "tokenizer.json")
     data_info = {"tokenizer": tokenizer.name, "vocab_size": tokenizer.vocab_size, "pad_id": tokenizer.pad_id,

@@ -373,7 +373,7 @@ def main(argv=None):
             if saved[name] is not None:
                 Checkpoints(path, configs[name], None).check(saved[name])
     world.check_same(f"{vocabulary} {len(table.texts)}", "the data")
-    run.open()  # every check has passed on every rank: from here on rank 0 writes the run folder
+    run.open(saved)  # every check has passed on every rank: from here on rank 0 writes the run folder
     data = dict(source=table.source, rows=len(table.texts), note=table.note, text_column=args.text_column,
                 numeric_columns=list(table.numeric_cols), target_column=table.target_col,
                 split={split: len(r) for split, r in rows.items()}, vocab_size=vectorizer.vocab_size)

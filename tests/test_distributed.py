@@ -28,6 +28,8 @@ from minisum.checkpoint import read_checkpoint
 from minisum.distributed import World
 from minisum.errors import UserError
 from minisum.run.meter import Meter
+from minisum.run.progress import Progress
+from minisum.run.run import Run
 from minisum.run.signals import StopRequest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -235,6 +237,35 @@ def test_ranks_with_different_data_are_refused_on_every_rank():
         with pytest.raises(UserError, match=r"do not agree on the data: rank\(s\) 1 differ"):
             world.check_same(f"fingerprint {world.rank}", "the data")
     run_ranks(2, body)
+
+
+class Folder:
+    """A run folder that records whether it was opened."""
+
+    def __init__(self, path):
+        self.path, self.opened = path, []
+
+    def open(self, args):
+        self.opened.append(args)
+
+
+def test_ranks_that_would_resume_from_different_points_are_refused_before_the_folder_is_opened(tmp_path):
+    """As when the run folder is not shared by every machine: rank 1 read no checkpoint, or another."""
+    def resume(epochs_by_rank):
+        folders = [Folder(tmp_path / "run") for _ in epochs_by_rank]
+
+        def body(world):
+            epochs = epochs_by_rank[world.rank]
+            progress = None if epochs is None else Progress(record={"epochs": [{}] * epochs}, epoch_rng=None)
+            Run(None, folders[world.rank], world).open({"summation": progress})
+        run_ranks(len(epochs_by_rank), body)
+        return [len(folder.opened) for folder in folders]
+
+    for epochs_by_rank in ([2, None], [2, 1]):
+        with pytest.raises(UserError, match=r"do not agree on the checkpoints in .*run \(a folder every rank must "
+                                            r"read\): rank\(s\) 1 differ"):
+            resume(epochs_by_rank)
+    assert resume([2, 2]) == [1, 0]  # rank 0 alone makes the folder
 
 
 def test_without_mpiexec_one_rank_and_no_mpi_imported():

@@ -3,7 +3,7 @@ rank in the world of ranks, and the stop signals.
 
     run = Run(args, RunFolder(out_dir, RUN_FILES))  once, from the parsed arguments
     run.claim()                   before any data is read: may the folder be this run's?
-    run.open()                    every rank has checked everything: rank 0 makes the folder
+    run.open(progress)            every rank has checked everything: rank 0 makes the folder
     with run:                     Ctrl-C and SIGTERM are caught from here on
         if run.stopping(): ...    after each batch: a signal any rank received (all agree)
         run.checkpoint(...)       rank 0 writes a checkpoint
@@ -38,8 +38,14 @@ class Run:
     def claim(self):
         self.folder.claim(self.args)
 
-    def open(self):
-        """Every rank has passed every check: from here on rank 0 writes the folder."""
+    def open(self, progress=None):
+        """Every rank has passed every check and resumes every model from the same point
+        (`progress`: {model name: its Progress, None for a fresh start}): from here on rank 0
+        writes the folder. A rank that read other checkpoints (a folder not shared by every
+        machine) would train out of step with the others, or wait for them forever."""
+        points = [f"{name} {p.done} {p.meter().batches}" if p else f"{name} new"
+                  for name, p in (progress or {}).items()]  # epochs and batches done
+        self.world.check_same(", ".join(points), f"the checkpoints in {self.path} (a folder every rank must read)")
         self.world.barrier()
         if self.is_main:
             self.folder.open(self.args)
