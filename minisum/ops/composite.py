@@ -79,16 +79,3 @@ def _inverse(perm):
         inverse[a] = i
     return inverse
 
-
-def linear_cross_entropy_composite(x, weight, bias, targets, ignore_index=None):
-    """The output layer, then -mean of log softmax(logits)[y] over the kept rows, holding all
-    (N, V) logits; and how many kept targets the argmax of the logits gets right."""
-    xp = get_array_module(x.data)
-    logits = add(matmul(reshape(x, -1, x.shape[-1]), transpose(weight)), bias)  # (N, V)
-    y = (targets.data if isinstance(targets, Tensor) else targets).reshape(-1)
-    kept = xp.nonzero(y != ignore_index)[0] if ignore_index is not None else xp.arange(y.size)
-    shifted = sub(logits, max(logits, axis=-1, keepdims=True).detach())
-    log_probs = sub(shifted, log(sum(exp(shifted), axis=-1, keepdims=True)))  # (N, V)
-    loss = div(sum(getitem(log_probs, (kept, y[kept]))), -float(kept.size or 1))
-    hits = (logits.data[kept].argmax(axis=-1) == y[kept]).sum()
-    return loss, hits

@@ -14,7 +14,7 @@ cross-entropy kernels of GPU training libraries.
 The gradients are computed in the forward pass, while each chunk's logits are at hand,
 for an upstream gradient of 1; backward only scales them. Computing them later would
 need the logits again: one more (N, C) x (C, V) product.
-`linear_cross_entropy_composite` in ops/composite.py is its composite twin.
+Its tests compare it with the unfused ops.linear, then ops.cross_entropy (tests/test_linear_cross_entropy.py).
 The backward, derived step by step: docs/derivations.md#softmax-and-cross-entropy
 """
 import math
