@@ -278,7 +278,8 @@ class Tensor:
 
     def item(self):
         if self.size != 1:
-            raise ValueError(f"only a tensor of one element converts to a Python number, this one has shape {self.shape}")
+            raise ValueError(f"only a tensor of one element converts to a Python number, "
+                             f"this one has shape {self.shape}")
         return self.data.item()
 
     def __bool__(self):
@@ -540,5 +541,6 @@ def from_numpy(array, requires_grad=False):
     changes to the array show in the tensor and an optimizer step on the tensor writes into
     the array. The tensor lives where the array does."""
     if not hasattr(array, "shape") or isinstance(array, np.generic):
-        raise TypeError(f"from_numpy needs an array, got {type(array).__name__}: use minisum.tensor for numbers and lists")
+        raise TypeError(f"from_numpy needs an array, got {type(array).__name__}: "
+                        "use minisum.tensor for numbers and lists")
     return Tensor(array, requires_grad=requires_grad)
