@@ -158,9 +158,8 @@ def failure_message(error, tb):
     name = type(error).__name__
     block, test = None, None
     while tb is not None:
-        where = _block_line_of(tb)
-        block = where or block
         path = tb.tb_frame.f_code.co_filename
+        block = block_wall.block_line(_blocks, path, tb.tb_lineno) or block
         if "/tests/" in path:
             test = f"{block_wall.relative(path)}:{tb.tb_lineno}"
         tb = tb.tb_next
@@ -183,10 +182,6 @@ def failure_message(error, tb):
         return f"{name} at {test}" + (f": {QUOTED.sub(QUOTE, ' '.join(kept))}" if kept else "")
     text = QUOTED.sub(QUOTE, " ".join(text.split()))  # the engine's own words, likewise
     return f"{name}: {text}" + (f" (at {test})" if test else "")
-
-
-def _block_line_of(tb):
-    return block_wall.block_line(_blocks, tb.tb_frame.f_code.co_filename, tb.tb_lineno)
 
 
 # ----- shortcuts seen at run time ------------------------------------------------------------------
