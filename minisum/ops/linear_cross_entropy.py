@@ -50,8 +50,7 @@ class LinearCrossEntropy(Function):
         only those; dW, as large as W, exists only when W requires a gradient."""
         self.ignore_index, self.wants_grads, self.chunk_rows = ignore_index, wants_grads, chunk_rows
 
-    def forward(self, x, weight, *bias_and_targets):
-        bias, targets = bias_and_targets if len(bias_and_targets) == 2 else (None, bias_and_targets[0])
+    def forward(self, targets, x, weight, bias=None):  # targets first, so that the bias may be left out
         xp = get_array_module(x)
         V, C = weight.shape
         self.x_shape, self.has_bias = x.shape, bias is not None
@@ -123,7 +122,7 @@ class LinearCrossEntropy(Function):
         for g in grads:
             if g is not None:
                 g *= gy
-        return (*grads, None)
+        return (None, *grads)  # targets get none
 
     def _rows_per_chunk(self, rows, vocab_size):
         """Equal chunks of at most chunk_rows (default: CHUNK_ELEMENTS logits) rows."""
@@ -160,5 +159,5 @@ def linear_cross_entropy(x, weight, bias, targets, ignore_index=None, chunk_rows
     targets = check_targets("linear_cross_entropy", (*x_shape[:-1], V), targets, ignore_index)
     wants = tuple(is_grad_enabled() and isinstance(t, Tensor) and t.requires_grad for t in (x, weight, bias))
     fn = LinearCrossEntropy(ignore_index, wants_grads=wants, chunk_rows=chunk_rows)
-    loss = fn(x, weight, targets) if bias is None else fn(x, weight, bias, targets)
+    loss = fn(targets, x, weight) if bias is None else fn(targets, x, weight, bias)
     return loss, fn.hits
